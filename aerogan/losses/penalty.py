@@ -1,0 +1,47 @@
+"""WGAN-GP gradient penalty (Gulrajani et al. 2017)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["gradient_penalty"]
+
+
+def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, target: float = 1.0) -> Tensor:
+    """Return ``mean_b (||grad_x critic(x_hat_b)|| - target)^2`` with ``x_hat = eps*real + (1-eps)*fake``.
+
+    - ``eps ~ U[0, 1]`` is drawn once per sample as ``torch.rand((B, 1, ..., 1))`` in float32 on
+      ``real.device`` (so seeding the global generator reproduces it) and broadcast over all
+      non-batch dims; works for images ``(B, C, H, W)`` and vectors ``(B, D)``.
+    - The gradient norm is taken per sample over ALL flattened non-batch dims, as in the paper.
+      (BasicSR's ``gradient_penalty_loss`` uses ``norm(2, dim=1)``, i.e. over channels only,
+      which penalises every pixel separately instead of the per-sample Lipschitz constant.)
+    - ``create_graph=True`` so the penalty backpropagates into the critic's parameters.
+    - ``fake`` must be detached by the caller; both inputs are detached here as well, so the
+      penalty can never send gradients to the generator.
+    - The penalty is computed in float32 with autocast disabled for the critic call: it is a
+      gradient of a gradient, and in bf16/fp16 the squared-norm difference near ``target``
+      loses almost all precision (bf16 has ~3 significant digits) and fp16 can overflow,
+      which makes the penalty noisy or non-finite. The critic's weights must therefore be
+      float32 (the normal case under autocast / mixed precision).
+    """
+    if real.shape != fake.shape:
+        raise ValueError(
+            f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}"
+        )
+    if real.ndim < 2:
+        raise ValueError(
+            f"expected batched inputs (B, ...) with at least 2 dims, got shape {tuple(real.shape)}"
+        )
+    batch = real.shape[0]
+    device = real.device
+    eps = torch.rand((batch,) + (1,) * (real.ndim - 1), device=device, dtype=torch.float32)
+    real32 = real.detach().to(torch.float32)
+    fake32 = fake.detach().to(torch.float32)
+    x_hat = (eps * real32 + (1.0 - eps) * fake32).requires_grad_(True)
+    with torch.autocast(device_type=device.type, enabled=False):
+        scores = critic(x_hat)
+        (grad,) = torch.autograd.grad(outputs=scores.float().sum(), inputs=x_hat, create_graph=True)
+        norms = torch.linalg.vector_norm(grad.flatten(1), ord=2, dim=1)
+        return ((norms - target) ** 2).mean()

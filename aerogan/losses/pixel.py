@@ -1,0 +1,41 @@
+"""Pixel-wise (fidelity) losses for SR."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["CharbonnierLoss", "PixelLossName", "make_pixel_loss"]
+
+PixelLossName = Literal["l1", "mse", "charbonnier"]
+
+
+class CharbonnierLoss(nn.Module):
+    """Charbonnier loss ``mean(sqrt((pred - target)^2 + eps^2))``: a smooth, outlier-robust L1."""
+
+    def __init__(self, eps: float = 1e-3) -> None:
+        super().__init__()
+        if not eps > 0:
+            raise ValueError(f"eps must be > 0, got {eps!r}")
+        self.eps = float(eps)
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Return the scalar mean Charbonnier distance between ``pred`` and ``target``."""
+        return torch.sqrt((pred - target) ** 2 + self.eps**2).mean()
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps}"
+
+
+def make_pixel_loss(name: str) -> nn.Module:
+    """Build the pixel loss called ``name`` (one of ``l1``, ``mse``, ``charbonnier``)."""
+    allowed = get_args(PixelLossName)
+    if name == "l1":
+        return nn.L1Loss()
+    if name == "mse":
+        return nn.MSELoss()
+    if name == "charbonnier":
+        return CharbonnierLoss()
+    raise ValueError(f"unknown pixel loss name {name!r}; allowed values: {', '.join(allowed)}")
