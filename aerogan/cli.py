@@ -8,8 +8,10 @@ the classes of ``aerogan``, ``datamodules`` and ``callbacks`` can be named by th
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -28,13 +30,20 @@ class AeroganCLI(LightningCLI):
             parser.link_arguments(f"data.{prop}", f"model.init_args.generator.init_args.{prop}", apply_on="instantiate")
 
 
+#: The base trainer config every run includes (logger, checkpoints, monitoring callbacks); run
+#: configs merge their own ``trainer:`` settings over it. Found next to the package in a source
+#: checkout or editable install; ``AEROGAN_BASE_CONFIG`` points elsewhere.
+BASE_CONFIGS = [
+    Path(os.environ.get("AEROGAN_BASE_CONFIG", Path(__file__).resolve().parents[1] / "configs" / "trainer" / "default.yaml"))
+]
+
 #: Commands handled outside LightningCLI, with the module that implements each.
 TOOLS = {"report": "aerogan.report", "export": "aerogan.export", "bench": "aerogan.bench"}
 
 
-def main(args: Sequence[str] | None = None) -> None:
-    """Entry point of the ``aerogan`` console script."""
-    cli_main(args)
+def main() -> None:
+    """Entry point of the ``aerogan`` console script (reads ``sys.argv``)."""
+    cli_main()
 
 
 def cli_main(args: Sequence[str] | None = None) -> AeroganCLI | None:
@@ -53,7 +62,11 @@ def cli_main(args: Sequence[str] | None = None) -> AeroganCLI | None:
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
         seed_everything_default=0,
-        args=argv,
+        parser_kwargs={
+            sub: {"default_config_files": [str(p) for p in BASE_CONFIGS if p.is_file()]}
+            for sub in ("fit", "validate", "test", "predict")
+        },
+        args=args,
     )
 
 

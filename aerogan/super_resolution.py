@@ -40,7 +40,7 @@ class SuperResolution(AdversarialRegularization):
         generator: nn.Module,
         critic: nn.Module | None = None,
         objective: Objective = "regularized",
-        supervised_loss: Literal["l1", "mse", "charbonnier"] = "l1",
+        supervised_loss: Literal["l1", "mse", "charbonnier", "half_sse"] = "l1",
         adversarial_loss: Literal["wgan-gp", "wgan", "hinge", "nonsaturating", "lsgan"] = "wgan-gp",
         lambda_adv: float = 1e-3,
         gp_weight: float = 10.0,
