@@ -21,15 +21,20 @@ gradient of each separately (the supervised term's is the "reaction", the advers
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from aerogan.losses import AdversarialLoss, gradient_penalty, make_pixel_loss
+from aerogan.rng import rng_states, set_rng_states
 
 Objective = Literal["supervised", "adversarial", "regularized"]
 OBJECTIVES = ("supervised", "adversarial", "regularized")
@@ -47,7 +52,7 @@ class AdversarialRegularization(L.LightningModule):
         generator: the network f (``class_path`` in configs).
         critic: the critic g; ``None`` only with ``objective="supervised"``.
         objective: ``supervised``, ``adversarial`` or ``regularized``.
-        supervised_loss: ``l1``, ``mse`` or ``charbonnier``.
+        supervised_loss: ``l1``, ``mse``, ``charbonnier`` or ``half_sse`` (``½ Σ (f − y)²``, the two-layer theory's loss).
         adversarial_loss: ``wgan-gp`` (reference), ``wgan``, ``hinge``, ``nonsaturating`` or ``lsgan``.
         lambda_adv: weight of the adversarial term in the generator loss.
         gp_weight: gradient-penalty weight (WGAN-GP uses 10).
@@ -56,6 +61,12 @@ class AdversarialRegularization(L.LightningModule):
         optimizer_g / optimizer_d: optimizer factories (``OptimizerCallable``) for f and g.
         scheduler_g / scheduler_d: optional LR scheduler factories, stepped once per epoch.
         gradient_clip_g / gradient_clip_d: clip gradient norm (algorithm "norm") when given.
+        ema_decay: keep an exponential moving average of the generator (buffers included) with this
+            decay, updated after every generator step, stored in checkpoints and used for validation,
+            test, prediction and export. ``None`` disables it.
+        check_finite: stop with a clear error (after saving the last finite state as a checkpoint)
+            when a loss term or a gradient becomes NaN or infinite; one boolean all-reduce per step.
+        critic_score_limit: warn when the critic's mean scores exceed this magnitude (collapse).
         input_key / target_key: batch dictionary keys.
     """
 
@@ -64,7 +75,7 @@ class AdversarialRegularization(L.LightningModule):
         generator: nn.Module,
         critic: nn.Module | None = None,
         objective: Objective = "regularized",
-        supervised_loss: Literal["l1", "mse", "charbonnier"] = "l1",
+        supervised_loss: Literal["l1", "mse", "charbonnier", "half_sse"] = "l1",
         adversarial_loss: Literal["wgan-gp", "wgan", "hinge", "nonsaturating", "lsgan"] = "wgan-gp",
         lambda_adv: float = 1e-3,
         gp_weight: float = 10.0,
@@ -76,6 +87,9 @@ class AdversarialRegularization(L.LightningModule):
         scheduler_d: LRSchedulerCallable | None = None,
         gradient_clip_g: float | None = None,
         gradient_clip_d: float | None = None,
+        ema_decay: float | None = None,
+        check_finite: bool = True,
+        critic_score_limit: float = 1e4,
         input_key: str = "input",
         target_key: str = "target",
     ) -> None:
@@ -86,9 +100,16 @@ class AdversarialRegularization(L.LightningModule):
             raise ValueError(f"model.objective={objective!r} needs a critic (model.critic is None)")
         if n_critic < 0 or critic_warmup_steps < 0:
             raise ValueError(f"model.n_critic ({n_critic}) and model.critic_warmup_steps ({critic_warmup_steps}) must be >= 0")
+        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+            raise ValueError(f"model.ema_decay must lie in (0, 1) or be null, got {ema_decay}")
         if lambda_adv < 0 or gp_weight < 0:
             raise ValueError(f"model.lambda_adv ({lambda_adv}) and model.gp_weight ({gp_weight}) must be >= 0")
-        self.save_hyperparameters(ignore=["generator", "critic", "optimizer_g", "optimizer_d", "scheduler_g", "scheduler_d"])
+        if _given_hyperparameters.get() is not None:
+            # Built by LightningCLI: it saves the whole config (class paths of the nets and optimizers
+            # included), so load_from_checkpoint can rebuild the module without the original config.
+            self.save_hyperparameters()
+        else:
+            self.save_hyperparameters(ignore=["generator", "critic", "optimizer_g", "optimizer_d", "scheduler_g", "scheduler_d"])
         self.automatic_optimization = False
         self.generator = generator
         self.critic = critic
@@ -107,7 +128,19 @@ class AdversarialRegularization(L.LightningModule):
         self.gradient_clip_d = gradient_clip_d
         self.input_key = input_key
         self.target_key = target_key
+        self.check_finite = check_finite
+        self.critic_score_limit = critic_score_limit
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
+        self.generator_ema: AveragedModel | None = None
+        if ema_decay is not None:
+            self.generator_ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+            self.generator_ema.requires_grad_(False)  # never trained, so DDP and optimizers ignore it
+        self._collapse_warned = False
+
+    @property
+    def inference_generator(self) -> nn.Module:
+        """The generator used for validation, test, prediction and export: the EMA copy when enabled."""
+        return self.generator_ema.module if self.generator_ema is not None else self.generator
 
     # ------------------------------------------------------------------ hooks for subclasses
     def prepare_batch(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
@@ -130,6 +163,9 @@ class AdversarialRegularization(L.LightningModule):
         if self.objective in ("adversarial", "regularized"):
             weight = 1.0 if self.objective == "adversarial" else self.lambda_adv
             terms["adversarial"] = weight * self.adversarial.generator_loss(self.critic(prediction))
+        penalty = getattr(self.generator, "regularization_loss", None)
+        if callable(penalty) and (reg := penalty()) is not None:  # e.g. an L1/L2 weight penalty of the generator
+            terms["weight_penalty"] = reg
         return terms
 
     def loss_terms(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -177,10 +213,12 @@ class AdversarialRegularization(L.LightningModule):
                     out = self.critic_step(y, fake)
                     opt_d.zero_grad(set_to_none=True)
                     self.manual_backward(out["critic_loss"])
+                    self._check_finite_step(opt_d, {k: v for k, v in out.items() if k != "wasserstein"}, "critic")
                     if self.gradient_clip_d:
                         self.clip_gradients(opt_d, gradient_clip_val=self.gradient_clip_d, gradient_clip_algorithm="norm")
                     opt_d.step()
             logs.update({k: v.detach() for k, v in out.items()})
+            self._report_collapse(out)
 
         if int(self.batches_seen) >= self.critic_warmup_steps:
             with self.toggled_optimizer(opt_g):
@@ -188,9 +226,12 @@ class AdversarialRegularization(L.LightningModule):
                 loss_g = sum(terms.values())
                 opt_g.zero_grad(set_to_none=True)
                 self.manual_backward(loss_g)
+                self._check_finite_step(opt_g, terms, "generator")
                 if self.gradient_clip_g:
                     self.clip_gradients(opt_g, gradient_clip_val=self.gradient_clip_g, gradient_clip_algorithm="norm")
                 opt_g.step()
+            if self.generator_ema is not None:
+                self.generator_ema.update_parameters(self.generator)
             logs.update({k: v.detach() for k, v in terms.items()})
             logs["generator_loss"] = loss_g.detach()
         if "supervised" not in logs:
@@ -215,17 +256,72 @@ class AdversarialRegularization(L.LightningModule):
     # ------------------------------------------------------------------ evaluation
     def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
         x, y = self.prepare_batch(batch)
-        loss = self.pixel_loss(self.generator(x), y)
+        loss = self.pixel_loss(self.inference_generator(x), y)
         self.log("val/loss", loss, prog_bar=True, on_epoch=True, sync_dist=True, batch_size=x.shape[0])
 
     def test_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
         x, y = self.prepare_batch(batch)
-        loss = self.pixel_loss(self.generator(x), y)
+        loss = self.pixel_loss(self.inference_generator(x), y)
         self.log("test/loss", loss, on_epoch=True, sync_dist=True, batch_size=x.shape[0])
 
     def predict_step(self, batch: Mapping[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> Tensor:
         x = batch[self.input_key] if isinstance(batch, Mapping) else batch
-        return self.generator(x)
+        return self.inference_generator(x)
+
+    # ------------------------------------------------------------------ failure handling
+    def _check_finite_step(self, optimizer: Any, terms: Mapping[str, Tensor], network: str) -> None:
+        """Stop before a non-finite update: every rank takes the same decision (one boolean all-reduce).
+
+        The weights are still those of the last finite step, so they are saved as a checkpoint first.
+        """
+        if not self.check_finite:
+            return
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        values = {f"{k} loss": v.detach() for k, v in terms.items()}
+        if grads:
+            values[f"{network} gradient"] = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        bad = [k for k, v in values.items() if not bool(torch.isfinite(v).all())]
+        if not self.trainer.strategy.reduce_boolean_decision(bool(bad), all=False):
+            return
+        step = int(self.batches_seen)
+        path = self._save_last_finite_state(step)
+        what = ", ".join(bad) if bad else "a value on another rank"
+        raise FloatingPointError(
+            f"non-finite {what} at batch {step} (epoch {self.current_epoch}) while stepping the {network}; "
+            f"training stopped before the update. The last finite state is saved in {path}. "
+            "Check the data for NaN/inf, lower the learning rates, or enable gradient clipping "
+            "(model.gradient_clip_g / model.gradient_clip_d)."
+        )
+
+    def _save_last_finite_state(self, step: int) -> str:
+        trainer = self.trainer
+        callback = trainer.checkpoint_callback
+        folder = getattr(callback, "dirpath", None) or trainer.default_root_dir
+        path = os.path.join(folder, f"last-finite-batch{step}.ckpt")
+        trainer.save_checkpoint(path)  # every rank reaches this point: the decision above was collective
+        return path
+
+    def _report_collapse(self, out: Mapping[str, Tensor]) -> None:
+        """Warn once when the critic's scores blow up (a collapsed or diverging critic)."""
+        if self._collapse_warned:
+            return
+        score = max(abs(float(out["critic_real"])), abs(float(out["critic_fake"])))
+        if score > self.critic_score_limit:
+            self._collapse_warned = True
+            rank_zero_warn(
+                f"critic scores diverge at batch {int(self.batches_seen)}: mean real {float(out['critic_real']):.3g}, "
+                f"mean fake {float(out['critic_fake']):.3g} (limit model.critic_score_limit={self.critic_score_limit:g}). "
+                "Use a Lipschitz control (wgan-gp, spectral_norm) or a lower critic learning rate."
+            )
+
+    # ------------------------------------------------------------------ checkpoint extras
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng_states"] = rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Restoring the random streams makes a resumed fit continue exactly as an uninterrupted one.
+        if "rng_states" in checkpoint and self._trainer is not None and self.trainer.state.fn == "fit":
+            set_rng_states(checkpoint["rng_states"])
 
     # ------------------------------------------------------------------ optimizers
     def configure_optimizers(self) -> Any:

@@ -52,6 +52,9 @@ class SuperResolution(AdversarialRegularization):
         scheduler_d: LRSchedulerCallable | None = None,
         gradient_clip_g: float | None = None,
         gradient_clip_d: float | None = None,
+        ema_decay: float | None = None,
+        check_finite: bool = True,
+        critic_score_limit: float = 1e4,
         num_panels: int = 4,
         panel_every_n_epochs: int = 1,
     ) -> None:
@@ -60,7 +63,8 @@ class SuperResolution(AdversarialRegularization):
             adversarial_loss=adversarial_loss, lambda_adv=lambda_adv, gp_weight=gp_weight, n_critic=n_critic,
             critic_warmup_steps=critic_warmup_steps, optimizer_g=optimizer_g, optimizer_d=optimizer_d,
             scheduler_g=scheduler_g, scheduler_d=scheduler_d, gradient_clip_g=gradient_clip_g,
-            gradient_clip_d=gradient_clip_d,
+            gradient_clip_d=gradient_clip_d, ema_decay=ema_decay, check_finite=check_finite,
+            critic_score_limit=critic_score_limit,
         )
         if num_panels < 0 or panel_every_n_epochs < 1:
             raise ValueError(f"model.num_panels ({num_panels}) must be >= 0 and model.panel_every_n_epochs ({panel_every_n_epochs}) >= 1")
@@ -140,9 +144,11 @@ class SuperResolution(AdversarialRegularization):
         self._metrics_ready = True
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["aerogan"] = dict(self.metadata)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         self.metadata = {**checkpoint.get("aerogan", {}), **self.metadata}
 
     # ------------------------------------------------------------------ model in physical units
@@ -151,7 +157,7 @@ class SuperResolution(AdversarialRegularization):
 
     def super_resolve(self, x: Tensor) -> Tensor:
         """Physical LR input (B, C_in, h, w) -> physical SR output (B, C_out, h*s, w*s)."""
-        return self.target_norm.inverse(self.generator(self.input_norm(x)))
+        return self.target_norm.inverse(self.inference_generator(self.input_norm(x)))
 
     def bicubic(self, x: Tensor) -> Tensor | None:
         """The bicubic baseline of the target bands, or None when they are not among the inputs."""
@@ -165,7 +171,7 @@ class SuperResolution(AdversarialRegularization):
     # ------------------------------------------------------------------ evaluation
     def _evaluate(self, batch: Mapping[str, Tensor], stage: str) -> tuple[Tensor, Tensor | None]:
         x_n, y_n = self.prepare_batch(batch)
-        pred_n = self.generator(x_n)
+        pred_n = self.inference_generator(x_n)
         loss = self.pixel_loss(pred_n, y_n)
         self.log(f"{stage}/loss", loss, prog_bar=stage == "val", on_epoch=True, sync_dist=True, batch_size=x_n.shape[0])
         sr = self.target_norm.inverse(pred_n.float())

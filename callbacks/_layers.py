@@ -75,7 +75,9 @@ def match_modules(name: str, patterns: Sequence[str] | None) -> bool:
     return any(name == p or name.startswith(p + ".") for p in patterns)
 
 
-def weight_layers(pl_module: nn.Module, modules: Sequence[str] | None = None, owner: str = "") -> dict[str, WeightLayer]:
+def weight_layers(
+    pl_module: nn.Module, modules: Sequence[str] | None = None, owner: str = ""
+) -> dict[str, WeightLayer]:
     """All weight layers of ``pl_module`` in ``named_modules`` order, restricted to ``modules`` if given.
 
     Raises:

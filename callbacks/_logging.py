@@ -72,7 +72,7 @@ def warn_if_no_tensorboard(owner: Any, trainer: pl.Trainer, what: str) -> None:
             owner,
             "no_tensorboard",
             f"{type(owner).__name__}: no TensorBoardLogger in `trainer.loggers` (loggers: {loggers}); {what} "
-            "are skipped. Scalars still go to the attached loggers and on-disk files are still written.",
+            "are skipped. Scalars still go to the attached loggers and files are still written to the run folder.",
         )
 
 
@@ -167,9 +167,7 @@ def optimizer_names(pl_module: nn.Module, optimizers: Iterable[torch.optim.Optim
     parameters span several children (or sit on ``pl_module`` itself) is ``"opt<i>"`` with ``i`` its position.
     Repeated names get ``-1``, ``-2`` suffixes.
     """
-    children = [
-        (name, {id(p) for p in child.parameters()}) for name, child in pl_module.named_children()
-    ]
+    children = [(name, {id(p) for p in child.parameters()}) for name, child in pl_module.named_children()]
     names = []
     for i, optimizer in enumerate(optimizers):
         optimizer = getattr(optimizer, "_optimizer", optimizer)  # LightningOptimizer -> torch optimizer
@@ -184,6 +182,7 @@ def validate_modules_arg(modules: Sequence[str] | None, owner: str) -> list[str]
     if modules is None:
         return None
     if isinstance(modules, str) or not all(isinstance(m, str) and m for m in modules) or not modules:
-        raise ValueError(f"{owner}: `modules` must be None or a non-empty list of module names, got {modules!r}.")
+        raise ValueError(
+            f"{owner}: `modules` must be None or a non-empty list of module names, got {modules!r}."
+        )
     return list(modules)
-

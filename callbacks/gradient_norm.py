@@ -68,10 +68,11 @@ class GradientNormMonitor(Callback):
     - ``grad_norm/terms/<term>/<param name>`` and ``.../total``: ``‖∇ term‖``, i.e. ``‖R‖`` and ``‖D‖``;
     - ``grad_norm/terms/sum/<param name>`` and ``.../total``: ``‖Σ_terms ∇ term‖ = ‖R + D‖``, the norm of the
       generator-loss gradient;
-    - with exactly two terms ``(first, second)`` in the mapping's order: ``grad_norm/terms/ratio/...``
-      ``= ‖∇ second‖ / ‖∇ first‖`` (``‖D‖/‖R‖`` for ``{"supervised", "adversarial"}``) and
-      ``grad_norm/terms/cosine/...`` ``= cos(∇ first, ∇ second) = cos(R, D)``; a layer where a norm is zero
-      gets no ratio/cosine entry.
+    - for a pair of terms ``(first, second)``: ``grad_norm/terms/ratio/...`` ``= ‖∇ second‖ / ‖∇ first‖`` and
+      ``grad_norm/terms/cosine/...`` ``= cos(∇ first, ∇ second)``. The pair is ``("supervised",
+      "adversarial")`` when both terms exist (then ratio ``= ‖D‖/‖R‖`` and cosine ``= cos(R, D)``, whatever
+      other terms, e.g. a weight penalty, are present), else the two terms in the mapping's order when there
+      are exactly two; otherwise no ratio/cosine. A layer where a norm is zero gets no ratio/cosine entry.
 
     Any term names work except ``sum``, ``ratio`` and ``cosine``. The extra forward/backward leaves training
     untouched: parameters get ``requires_grad=True`` only for its duration (manual optimization may have
@@ -126,7 +127,9 @@ class GradientNormMonitor(Callback):
         log_histograms: bool = False,
     ) -> None:
         if isinstance(every_n_steps, bool) or not isinstance(every_n_steps, int) or every_n_steps < 1:
-            raise MisconfigurationException(f"`every_n_steps` must be an integer >= 1, got {every_n_steps!r}.")
+            raise MisconfigurationException(
+                f"`every_n_steps` must be an integer >= 1, got {every_n_steps!r}."
+            )
         if (
             isinstance(loss_terms_every_n_steps, bool)
             or not isinstance(loss_terms_every_n_steps, int)
@@ -259,26 +262,31 @@ class GradientNormMonitor(Callback):
         values = torch.cat([total.view(1), nonfinite.view(1).float(), norms]).tolist()
         metrics = {f"grad_norm/{name}/total": values[0], f"grad_norm/{name}/nonfinite_count": values[1]}
         if self.per_layer:
-            metrics.update({f"grad_norm/{name}/{pname}": v for (pname, _), v in zip(named, values[2:])})
+            metrics.update(
+                {f"grad_norm/{name}/{pname}": v for (pname, _), v in zip(named, values[2:], strict=True)}
+            )
         return metrics
 
     def _term_metrics(
         self, names: list[str], params: list[Tensor], grads: Mapping[str, Sequence[Tensor | None]]
     ) -> dict[str, float]:
         terms = list(grads)
-        pair = len(terms) == 2
+        pair = _ratio_pair(terms)
+        ia, ib = (terms.index(pair[0]), terms.index(pair[1])) if pair else (0, 0)
         device = params[0].device
         zero = torch.zeros((), device=device)
         rows: list[Tensor] = []  # per parameter: one norm per term, the norm of the sum, [dot of the pair]
-        for k, p in enumerate(params):
+        for k in range(len(params)):
             gs = [grads[t][k] for t in terms]
             row = [_norm(g, 2.0).to(device) if g is not None else zero for g in gs]
             present = [g.float() for g in gs if g is not None]
             summed = torch.stack(present).sum(0) if present else None
             row.append(_norm(summed, 2.0).to(device) if summed is not None else zero)
             if pair:
-                a, b = gs
-                row.append((a.float() * b.float()).sum().to(device) if a is not None and b is not None else zero)
+                a, b = gs[ia], gs[ib]
+                row.append(
+                    (a.float() * b.float()).sum().to(device) if a is not None and b is not None else zero
+                )
             rows.append(torch.stack(row))
         table = torch.stack(rows).tolist()  # one device->host transfer
 
@@ -287,7 +295,7 @@ class GradientNormMonitor(Callback):
         labels = [*terms, "sum"]
         totals_sq = [0.0] * (n_terms + 1)
         dot_total = 0.0
-        for name, row in zip(names, table):
+        for name, row in zip(names, table, strict=True):
             for j, label in enumerate(labels):
                 totals_sq[j] += row[j] ** 2
                 if self.per_layer:
@@ -295,18 +303,18 @@ class GradientNormMonitor(Callback):
             if pair:
                 dot_total += row[n_terms + 1]
                 if self.per_layer:
-                    metrics.update(_pair_metrics(name, row[0], row[1], row[n_terms + 1]))
+                    metrics.update(_pair_metrics(name, row[ia], row[ib], row[n_terms + 1]))
         totals = [math.sqrt(v) for v in totals_sq]
         for j, label in enumerate(labels):
             metrics[f"grad_norm/terms/{label}/total"] = totals[j]
         if pair:
-            metrics.update(_pair_metrics("total", totals[0], totals[1], dot_total))
+            metrics.update(_pair_metrics("total", totals[ia], totals[ib], dot_total))
         return metrics
 
     def _name_optimizers(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         optimizers = [getattr(o, "_optimizer", o) for o in trainer.optimizers]
         names = [n if n != "terms" else "terms_opt" for n in optimizer_names(pl_module, optimizers)]
-        self._optimizer_names = {id(o): n for o, n in zip(optimizers, names)}
+        self._optimizer_names = {id(o): n for o, n in zip(optimizers, names, strict=True)}
 
 
 # ---------------------------------------------------------------------- helpers
@@ -321,6 +329,15 @@ def _norm(t: Tensor, p: float) -> Tensor:
     if t.dtype in (torch.float16, torch.bfloat16):
         t = t.float()
     return torch.linalg.vector_norm(t, ord=p).float()
+
+
+def _ratio_pair(terms: list[str]) -> tuple[str, str] | None:
+    """The two terms compared by ratio/cosine: (supervised, adversarial) if both exist, else the only two."""
+    if "supervised" in terms and "adversarial" in terms:
+        return "supervised", "adversarial"
+    if len(terms) == 2:
+        return terms[0], terms[1]
+    return None
 
 
 def _pair_metrics(name: str, first: float, second: float, dot: float) -> dict[str, float]:
@@ -347,10 +364,14 @@ def _term_parameters(pl_module: nn.Module) -> list[tuple[str, Tensor]]:
 
 def _check_terms(terms: Any) -> Mapping[str, Tensor]:
     if not isinstance(terms, Mapping) or not terms:
-        raise TypeError(f"`loss_terms(batch)` must return a non-empty mapping name -> scalar tensor, got {type(terms)}.")
+        raise TypeError(
+            f"`loss_terms(batch)` must return a non-empty mapping name -> scalar tensor, got {type(terms)}."
+        )
     for name, value in terms.items():
         if not isinstance(name, str) or name in _RESERVED_TERM_NAMES:
-            raise ValueError(f"`loss_terms` names must be strings other than {sorted(_RESERVED_TERM_NAMES)}: {name!r}.")
+            raise ValueError(
+                f"`loss_terms` names must be strings other than {sorted(_RESERVED_TERM_NAMES)}: {name!r}."
+            )
         if not isinstance(value, Tensor) or value.numel() != 1:
             raise TypeError(f"`loss_terms()[{name!r}]` must be a scalar tensor, got {value!r}.")
     return {name: value.reshape(()) for name, value in terms.items()}
@@ -366,7 +387,7 @@ def _requires_grad(params: Iterable[Tensor]) -> Iterator[None]:
             p.requires_grad_(True)
         yield
     finally:
-        for p, flag in zip(params, flags):
+        for p, flag in zip(params, flags, strict=True):
             p.requires_grad_(flag)
 
 

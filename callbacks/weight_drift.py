@@ -55,7 +55,7 @@ class WeightDriftMonitor(Callback):
     logs for each layer ``<layer>`` (module name, e.g. ``generator.head``):
 
     - ``weight_drift/<layer>/frobenius``: ``‖W(t) − W(0)‖_F``;
-    - ``weight_drift/<layer>/relative``: the same divided by ``‖W(0)‖_F``;
+    - ``weight_drift/<layer>/relative``: the same divided by ``‖W(0)‖_F`` (NaN for a zero-initialised layer);
     - ``weight_drift/<layer>/max``, ``.../mean``: over the per-neuron drifts ``‖w_j(t) − w_j(0)‖₂``;
     - ``weight_drift/<layer>/top1`` ... ``top<k>``: the ``top_k`` largest per-neuron drifts, largest first
       (their neuron indices are in the table and in the TensorBoard text ``weight_drift/<layer>/top_neurons``);
@@ -69,8 +69,8 @@ class WeightDriftMonitor(Callback):
     (tidy CSV, columns ``step,epoch,layer,neuron,drift``; header written once, so appending after a resume is
     safe) at the end of every ``table_every_n_epochs``-th training epoch and at the end of training. The run
     folder is the first logger's ``log_dir`` (TensorBoard/CSV loggers) or ``save_dir``, else
-    ``trainer.default_root_dir``. ``step`` is the number of batches trained so far and ``epoch`` is
-    ``trainer.current_epoch`` when written.
+    ``trainer.default_root_dir``. ``step`` is the number of batches trained so far and ``epoch`` the number of
+    completed training epochs (at an early stop inside an epoch: the index of that epoch).
 
     All ranks compute the scalars (no collectives: weights are identical across DDP ranks); only rank zero
     writes scalars, histograms, text and the table.
@@ -199,13 +199,14 @@ class WeightDriftMonitor(Callback):
 
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if (trainer.current_epoch + 1) % self.table_every_n_epochs == 0:
-            self._write_table(trainer)
+        completed = trainer.current_epoch + 1
+        if completed % self.table_every_n_epochs == 0:
+            self._write_table(trainer, completed)
 
     @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # on_train_end runs before the strategy's teardown moves the model to the CPU
-        self._write_table(trainer)
+        self._write_table(trainer, trainer.current_epoch)  # completed epochs (or the one stopped in)
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -240,8 +241,12 @@ class WeightDriftMonitor(Callback):
             norm0 = self._theta0_norm[name].to(drift.device)
             k = min(self.top_k, drift.numel())
             nonfinite = (~torch.isfinite(layer.param.detach())).sum().float().to(drift.device)
-            parts.append(torch.stack([frob, frob / norm0, drift.max(), drift.mean(), nonfinite]))
-            keys += [f"weight_drift/{name}/{s}" for s in ("frobenius", "relative", "max", "mean", "nonfinite_count")]
+            relative = torch.where(norm0 > 0, frob / norm0, torch.full_like(frob, float("nan")))
+            parts.append(torch.stack([frob, relative, drift.max(), drift.mean(), nonfinite]))
+            keys += [
+                f"weight_drift/{name}/{s}"
+                for s in ("frobenius", "relative", "max", "mean", "nonfinite_count")
+            ]
             if k:
                 parts.append(torch.topk(drift, k).values)
                 keys += [f"weight_drift/{name}/top{i + 1}" for i in range(k)]
@@ -249,9 +254,9 @@ class WeightDriftMonitor(Callback):
             return {}
         device = parts[0].device
         values = torch.cat([p.to(device) for p in parts]).tolist()
-        return dict(zip(keys, values))
+        return dict(zip(keys, values, strict=True))
 
-    def _write_table(self, trainer: pl.Trainer) -> None:
+    def _write_table(self, trainer: pl.Trainer, epoch: int) -> None:
         step = current_step(trainer, self._batches_seen)
         if not self.write_table or not self._layers or self._last_table_step == step:
             return
@@ -259,7 +264,6 @@ class WeightDriftMonitor(Callback):
         if not trainer.is_global_zero:
             return
         drifts = {name: d.cpu() for name, d in self.per_neuron_drift().items()}
-        epoch = trainer.current_epoch
         folder = run_folder(trainer)
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, TABLE_NAME)
@@ -275,6 +279,7 @@ class WeightDriftMonitor(Callback):
             for name, drift in drifts.items():
                 k = min(self.top_k, drift.numel())
                 top = torch.topk(drift, k)
-                text = ", ".join(f"u_{j}: {v:.3g}" for v, j in zip(top.values.tolist(), top.indices.tolist()))
+                text = ", ".join(
+                    f"u_{j}: {v:.3g}" for v, j in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+                )
                 tb.add_text(f"weight_drift/{name}/top_neurons", text, global_step=step)
-

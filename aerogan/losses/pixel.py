@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 __all__ = ["CharbonnierLoss", "PixelLossName", "make_pixel_loss"]
 
-PixelLossName = Literal["l1", "mse", "charbonnier"]
+PixelLossName = Literal["l1", "mse", "charbonnier", "half_sse"]
 
 
 class CharbonnierLoss(nn.Module):
@@ -29,8 +29,19 @@ class CharbonnierLoss(nn.Module):
         return f"eps={self.eps}"
 
 
+class _HalfSumSquaredError(nn.Module):
+    """``0.5 * sum((pred - target)^2)``: the summed squared loss of the two-layer theory."""
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        return 0.5 * ((pred - target) ** 2).sum()
+
+
 def make_pixel_loss(name: str) -> nn.Module:
-    """Build the pixel loss called ``name`` (one of ``l1``, ``mse``, ``charbonnier``)."""
+    """Build the pixel loss called ``name`` (one of ``l1``, ``mse``, ``charbonnier``, ``half_sse``).
+
+    ``half_sse`` is ``0.5 * sum((pred - target)^2)`` over the batch (not a mean): the two-layer theory's
+    ``L_sup = ½ Σ_p ‖f(x_p) − y_p‖²`` when the batch is the whole training set.
+    """
     allowed = get_args(PixelLossName)
     if name == "l1":
         return nn.L1Loss()
@@ -38,4 +49,6 @@ def make_pixel_loss(name: str) -> nn.Module:
         return nn.MSELoss()
     if name == "charbonnier":
         return CharbonnierLoss()
+    if name == "half_sse":
+        return _HalfSumSquaredError()
     raise ValueError(f"unknown pixel loss name {name!r}; allowed values: {', '.join(allowed)}")
