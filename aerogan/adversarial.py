@@ -181,8 +181,11 @@ class AdversarialRegularization(L.LightningModule):
         """The parameters the loss terms are meant for: the generator's, named as in ``named_parameters``."""
         return (("generator." + n, p) for n, p in self.generator.named_parameters())
 
-    def critic_step(self, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
-        """Critic loss on one (real, fake) pair of batches; ``fake`` must be detached."""
+    def critic_step(self, real: Tensor, fake: Tensor, eps: Tensor | None = None) -> dict[str, Tensor]:
+        """Critic loss on one (real, fake) pair of batches; ``fake`` must be detached.
+
+        ``eps`` optionally fixes the gradient-penalty mixing weights (one per sample).
+        """
         real_scores = self.critic(real)
         fake_scores = self.critic(fake)
         loss = self.adversarial.critic_loss(real_scores, fake_scores)
@@ -192,7 +195,7 @@ class AdversarialRegularization(L.LightningModule):
             "wasserstein": (real_scores.mean() - fake_scores.mean()).detach(),
         }
         if self.adversarial.uses_gradient_penalty and self.gp_weight > 0:
-            gp = gradient_penalty(self.critic, real, fake)
+            gp = gradient_penalty(self.critic, real, fake, eps=eps)
             loss = loss + self.gp_weight * gp
             out["gradient_penalty"] = gp.detach()
         out["critic_loss"] = loss
@@ -277,7 +280,7 @@ class AdversarialRegularization(L.LightningModule):
         if not self.check_finite:
             return
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        values = {f"{k} loss": v.detach() for k, v in terms.items()}
+        values = {k: v.detach() for k, v in terms.items()}
         if grads:
             values[f"{network} gradient"] = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
         bad = [k for k, v in values.items() if not bool(torch.isfinite(v).all())]
@@ -319,9 +322,15 @@ class AdversarialRegularization(L.LightningModule):
         checkpoint["rng_states"] = rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Restoring the random streams makes a resumed fit continue exactly as an uninterrupted one.
-        if "rng_states" in checkpoint and self._trainer is not None and self.trainer.state.fn == "fit":
-            set_rng_states(checkpoint["rng_states"])
+        # Restored at the start of training (after the sanity check, whose loader also draws from
+        # the global generator), so a resumed fit continues exactly as an uninterrupted one.
+        self._pending_rng_states = checkpoint.get("rng_states")
+
+    def on_train_start(self) -> None:
+        states = getattr(self, "_pending_rng_states", None)
+        if states is not None:
+            set_rng_states(states)
+            self._pending_rng_states = None
 
     # ------------------------------------------------------------------ optimizers
     def configure_optimizers(self) -> Any:

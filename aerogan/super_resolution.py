@@ -88,8 +88,9 @@ class SuperResolution(AdversarialRegularization):
             names = dm.band_names()
             self.metadata = {
                 "scale": dm.scale,
-                "input_band_names": [names[b] for b in dm.input_bands],
-                "target_band_names": [names[b] for b in dm.target_bands],
+                # paired sensors: input and target bands index different files, so the datamodule names them
+                "input_band_names": dm.input_band_names() if hasattr(dm, "input_band_names") else [names[b] for b in dm.input_bands],
+                "target_band_names": dm.target_band_names() if hasattr(dm, "target_band_names") else [names[b] for b in dm.target_bands],
                 "target_in_input": dm.target_in_input,
                 "data_range": dm.data_range,
                 "rgb_bands": dm.rgb_bands,
@@ -216,15 +217,27 @@ class SuperResolution(AdversarialRegularization):
             if base_updated:
                 values["test/ergas_bicubic"] = self.test_baseline_ergas.compute()
                 values["test/rmse_bicubic"] = self.test_baseline_rmse.compute().mean()
-                self.test_baseline_ergas.reset()
-                self.test_baseline_rmse.reset()
-            self.test_ergas.reset()
         psnr = values.pop(f"{stage}/psnr")
         self.log_dict({k: v.float() for k, v in values.items()}, prog_bar=False)
         self.log(f"{stage}/psnr", psnr.float(), prog_bar=True)
-        model.reset()
-        baseline.reset()
-        getattr(self, f"{stage}_rmse").reset()
+        self._reset_metrics(stage)
+
+    def _stage_metrics(self, stage: str) -> list[Any]:
+        names = ["metrics", "baseline", "rmse"] + (["ergas", "baseline_ergas", "baseline_rmse"] if stage == "test" else [])
+        return [getattr(self, f"{stage}_{n}") for n in names]
+
+    def _reset_metrics(self, stage: str) -> None:
+        # Outside inference mode: states reset inside it become inference tensors, which a later
+        # evaluation run under no_grad (DDP with gloo) cannot update in place.
+        with torch.inference_mode(False):
+            for metric in self._stage_metrics(stage):
+                metric.reset()
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_metrics("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_metrics("test")
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")

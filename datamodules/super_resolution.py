@@ -22,11 +22,13 @@ from collections.abc import Sequence
 import kornia.augmentation as K
 import lightning as L
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datamodules.augmentation import random_dihedral
 from datamodules.degradation import Degradation
+from datamodules.sampling import EpochShuffleSampler
 
 
 class SuperResolutionDataModule(L.LightningDataModule):
@@ -178,13 +180,24 @@ class SuperResolutionDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self.datasets:
             self.setup({"train": "fit", "val": "validate", "test": "test", "predict": "predict"}[split])
+        dataset = self.datasets[split]
+        # The order and the workers' base seed come from the run's seed (torch.initial_seed(), set by
+        # seed_everything) and the epoch, never from draws on the global generator: see sampling.py.
+        seed = torch.initial_seed() % (2**31)
+        sampler: Sampler[int] | None = EpochShuffleSampler(len(dataset), seed) if shuffle else None
+        trainer = self.trainer
+        if not shuffle and trainer is not None and trainer.world_size > 1:
+            # Evaluation shards without the padding DistributedSampler adds (it repeats samples to
+            # even out the ranks, which biases metrics): each sample is seen exactly once.
+            sampler = UnrepeatedDistributedSampler(dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False)
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
+            drop_last=shuffle and len(dataset) > self.batch_size,
+            generator=torch.Generator().manual_seed(seed),
         )
 
     def train_dataloader(self) -> DataLoader:

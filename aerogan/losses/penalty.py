@@ -8,7 +8,9 @@ from torch import Tensor, nn
 __all__ = ["gradient_penalty"]
 
 
-def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, target: float = 1.0) -> Tensor:
+def gradient_penalty(
+    critic: nn.Module, real: Tensor, fake: Tensor, target: float = 1.0, eps: Tensor | None = None
+) -> Tensor:
     """Return ``mean_b (||grad_x critic(x_hat_b)|| - target)^2`` with ``x_hat = eps*real + (1-eps)*fake``.
 
     - ``eps ~ U[0, 1]`` is drawn once per sample as ``torch.rand((B, 1, ..., 1))`` in float32 on
@@ -17,6 +19,8 @@ def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, target: floa
     - The gradient norm is taken per sample over ALL flattened non-batch dims, as in the paper.
       (BasicSR's ``gradient_penalty_loss`` uses ``norm(2, dim=1)``, i.e. over channels only,
       which penalises every pixel separately instead of the per-sample Lipschitz constant.)
+    - ``eps`` may be given as a (B,) tensor of mixing weights (tests, reproducibility across
+      process layouts); otherwise it is drawn as above.
     - ``create_graph=True`` so the penalty backpropagates into the critic's parameters.
     - ``fake`` must be detached by the caller; both inputs are detached here as well, so the
       penalty can never send gradients to the generator.
@@ -36,7 +40,13 @@ def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, target: floa
         )
     batch = real.shape[0]
     device = real.device
-    eps = torch.rand((batch,) + (1,) * (real.ndim - 1), device=device, dtype=torch.float32)
+    shape = (batch,) + (1,) * (real.ndim - 1)
+    if eps is None:
+        eps = torch.rand(shape, device=device, dtype=torch.float32)
+    else:
+        if eps.numel() != batch:
+            raise ValueError(f"eps must hold one weight per sample ({batch}), got shape {tuple(eps.shape)}")
+        eps = eps.to(device=device, dtype=torch.float32).reshape(shape)
     real32 = real.detach().to(torch.float32)
     fake32 = fake.detach().to(torch.float32)
     x_hat = (eps * real32 + (1.0 - eps) * fake32).requires_grad_(True)
