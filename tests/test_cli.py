@@ -52,6 +52,11 @@ def test_fit_validate_test_predict(run_cli, tmp_path: Path) -> None:
     pred = run_cli("predict", "--config", TINY, "--ckpt_path", ckpt)
     assert pred.trainer.state.fn == "predict" and pred.trainer.state.status == "finished"
 
+    assert run_cli("export", "--ckpt_path", ckpt, "--out", tmp_path / "exported", "--format", "torchscript") is None
+    exported = torch.jit.load(str(tmp_path / "exported" / "last.torchscript.pt"))
+    lr = torch.rand(1, 3, 8, 8)
+    torch.testing.assert_close(exported(lr), cli.model.eval().super_resolve(lr), rtol=1e-4, atol=1e-5)
+
 
 def test_predict_returns_physical_sr(run_cli, tmp_path: Path) -> None:
     cli = run_cli("fit", "--config", TINY)
