@@ -7,10 +7,8 @@ Usable on their own in any Lightning project::
 
 from callbacks.capacity import CapacityMonitor
 from callbacks.gradient_norm import GradientNormMonitor
+from callbacks.theory import TwoLayerTheoryMonitor
 from callbacks.topology import TopologySnapshot
 from callbacks.weight_drift import WeightDriftMonitor
 
-__all__ = ["CapacityMonitor", "GradientNormMonitor", "TopologySnapshot", "WeightDriftMonitor"]
-from callbacks.theory import TwoLayerTheoryMonitor  # noqa: E402
-
-__all__ += ["TwoLayerTheoryMonitor"]
+__all__ = ["CapacityMonitor", "GradientNormMonitor", "TopologySnapshot", "TwoLayerTheoryMonitor", "WeightDriftMonitor"]

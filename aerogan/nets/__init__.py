@@ -1,9 +1,14 @@
-"""Generators and critics for adversarially regularized multispectral super-resolution."""
+"""Generators and critics: multispectral SR nets, the two-layer theory nets, the study architectures."""
 
 from aerogan.nets.critic import MLPCritic, PatchCritic
 from aerogan.nets.dsen2 import DSen2
 from aerogan.nets.rdn import RDNGenerator
 from aerogan.nets.srresnet import SRResNet
+from aerogan.nets.study import CNNDenseNet, CNNResNet, MLPDeep
+from aerogan.nets.two_layer import TwoLayerCritic, TwoLayerNet
 from aerogan.nets.upsample import Upsampler
 
-__all__ = ["DSen2", "MLPCritic", "PatchCritic", "RDNGenerator", "SRResNet", "Upsampler"]
+__all__ = [
+    "CNNDenseNet", "CNNResNet", "DSen2", "MLPCritic", "MLPDeep", "PatchCritic", "RDNGenerator", "SRResNet",
+    "TwoLayerCritic", "TwoLayerNet", "Upsampler",
+]
