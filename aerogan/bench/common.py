@@ -1,0 +1,406 @@
+"""Shared pieces of the benchmark suite: settings, model and data profiles, timers, machine description.
+
+Everything here builds the *same* objects the framework uses (``aerogan.SuperResolution`` with the
+``aerogan.nets`` generator and critic, ``datamodules.SyntheticDataModule`` patches), so the benchmarks
+measure the code users run, with the data already in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+import statistics
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import Tensor
+
+__all__ = [
+    "PROFILES",
+    "BatchList",
+    "DataSource",
+    "ModelSpec",
+    "Settings",
+    "Timer",
+    "autocast",
+    "build_model",
+    "machine_info",
+    "make_batches",
+    "mean",
+    "median",
+    "optimizer_factories",
+    "quiet",
+    "synchronizer",
+    "timers",
+    "to_memory_format",
+    "trainer_kwargs",
+]
+
+
+# ---------------------------------------------------------------------------------------------- profiles
+@dataclass(frozen=True)
+class ModelSpec:
+    """Generator, critic, objective and data sizes of one benchmark profile (mirrors a config file)."""
+
+    name: str
+    bands: int = 4
+    scale: int = 2
+    gen_features: int = 32
+    gen_blocks: int = 4
+    critic_features: int = 16
+    critic_layers: int = 3
+    n_critic: int = 2
+    lambda_adv: float = 1e-3
+    gp_weight: float = 10.0
+    lr_g: float = 5e-4
+    betas_g: tuple[float, float] = (0.9, 0.99)
+    lr_d: float = 1e-4
+    betas_d: tuple[float, float] = (0.0, 0.9)
+    patch_size: int = 32
+    batch_size: int = 16
+    scene_size: int = 192
+    train_scenes: int = 8
+    val_scenes: int = 2
+    source: str = "configs/quickstart.yaml"
+
+
+PROFILES: dict[str, ModelSpec] = {
+    # configs/quickstart.yaml: SRResNet 4x32, PatchCritic 16 feats 3 layers, n_critic 2, 16 x 32x32 HR, 4 bands, x2
+    "quickstart": ModelSpec(name="quickstart"),
+    # configs/gpu.yaml: SRResNet 16x64, PatchCritic 64 feats 4 layers, n_critic 5, 32 x 128x128 HR, 4 bands, x4
+    "gpu": ModelSpec(
+        name="gpu", scale=4, gen_features=64, gen_blocks=16, critic_features=64, critic_layers=4, n_critic=5,
+        lr_g=2e-4, patch_size=128, batch_size=32, scene_size=512, train_scenes=8, val_scenes=2, source="configs/gpu.yaml",
+    ),
+    # --quick: the quickstart's structure at toy sizes (tests of the suite itself, not a measurement)
+    "tiny": ModelSpec(
+        name="tiny", gen_features=8, gen_blocks=1, critic_features=8, critic_layers=2, patch_size=16, batch_size=4,
+        scene_size=48, train_scenes=2, val_scenes=1, source="--quick (toy sizes)",
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------------------- settings
+@dataclass
+class Settings:
+    """Everything that defines a benchmark run (written to the JSON's ``settings``)."""
+
+    device: str = "cpu"
+    quick: bool = False
+    threads: int = 1
+    precision: str = "32-true"
+    memory_formats: tuple[str, ...] = ("contiguous",)
+    profile: str = "quickstart"
+    seed: int = 0
+    only: tuple[str, ...] = ("step", "monitoring", "predict", "scaling")
+    # 1. training-step overhead: rounds of alternating blocks (plain, aerogan, aerogan + TensorBoard)
+    step_rounds: int = 6
+    step_block: int = 12
+    step_block_warmup: int = 2
+    # 2. monitoring overhead: two fits (with / without the monitors) taking turns epoch by epoch, each of
+    #    1 + `monitor_epochs` epochs of `steps_per_epoch` batches (the first epoch is dropped)
+    monitor_epochs: int = 20
+    steps_per_epoch: int = 32
+    step_cadence_divisor: int = 1
+    epoch_cadence_divisor: int = 1
+    # 3. scene prediction
+    predict_sizes: tuple[int, int] = (512, 1024)
+    predict_rounds: int = 5
+    tile: int = 256
+    overlap: int = 32
+    predict_batch: int = 4
+    malloc_mmap_threshold: int = 131072
+    # 4. scaling
+    batch_sizes: tuple[int, ...] = (4, 8, 16)
+    patch_sizes: tuple[int, ...] = (16, 32, 48)
+    val_samples: tuple[int, ...] = (8, 16, 32)
+    val_batch: int = 8
+    scaling_rounds: int = 2
+    scaling_block: int = 6
+    # equivalence check of the plain loop against the aerogan step
+    equivalence_steps: int = 3
+    spec: ModelSpec = field(default_factory=lambda: PROFILES["quickstart"])
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["spec"] = asdict(self.spec)
+        return out
+
+    @classmethod
+    def for_args(cls, device: str, quick: bool, profile: str | None, gpu: bool = False, **overrides: Any) -> Settings:
+        """Defaults for a device and mode.
+
+        ``cuda`` devices (or ``gpu=True``, the GPU script run on any device) get the gpu profile, bf16
+        autocast and both memory formats; ``quick`` shrinks everything to toy sizes.
+        """
+        cuda = gpu or device.startswith("cuda")
+        profile = profile or ("gpu" if cuda else "quickstart")
+        s = cls(device=device, quick=quick, profile=profile, spec=PROFILES[profile])
+        if cuda:
+            s = replace(s, precision="bf16-mixed", memory_formats=("contiguous", "channels_last"), step_rounds=3,
+                        step_block=16, batch_sizes=(8, 16, 32), patch_sizes=(64, 128, 192), val_samples=(16, 32, 64),
+                        val_batch=16)
+        if quick:
+            s = replace(
+                s, spec=PROFILES["tiny"], step_rounds=2, step_block=3, step_block_warmup=1, monitor_epochs=2,
+                steps_per_epoch=4, step_cadence_divisor=12, epoch_cadence_divisor=5,
+                predict_sizes=(24, 48), predict_rounds=1, tile=16, overlap=4, predict_batch=2, batch_sizes=(2, 4),
+                patch_sizes=(16, 24), val_samples=(4, 8), val_batch=4, scaling_rounds=1, scaling_block=2,
+                equivalence_steps=2,
+            )
+        return replace(s, **{k: v for k, v in overrides.items() if v is not None})
+
+
+# ---------------------------------------------------------------------------------------------- machine
+def machine_info(settings: Settings) -> dict[str, Any]:
+    import lightning
+
+    info: dict[str, Any] = {
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "device": settings.device,
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+    if settings.device.startswith("cuda") and torch.cuda.is_available():
+        dev = torch.device(settings.device)
+        props = torch.cuda.get_device_properties(dev)
+        info.update(
+            gpu=props.name, gpu_memory_gb=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda,
+            cudnn=torch.backends.cudnn.version(), gpu_capability=f"{props.major}.{props.minor}",
+        )
+    return info
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def mean(values: Sequence[float]) -> float:
+    return float(statistics.fmean(values)) if values else float("nan")
+
+
+def synchronizer(device: str) -> Callable[[], None]:
+    """A function that waits for the device's queued work (a no-op on the CPU)."""
+    if device.startswith("cuda"):
+        dev = torch.device(device)
+        return lambda: torch.cuda.synchronize(dev)
+    return lambda: None
+
+
+def autocast(device: str, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """The forward-pass context Lightning's ``precision`` uses (bf16 autocast for ``bf16-mixed``)."""
+    if precision == "bf16-mixed":
+        # cache_enabled=False as Lightning's MixedPrecision: a cached bf16 weight cast would outlive the
+        # optimizer steps of a manual-optimization step, and shared casts sum their gradients in bf16
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, cache_enabled=False)
+    if precision in ("32-true", "32", "32-bit"):
+        return contextlib.nullcontext()
+    raise ValueError(f"unsupported precision {precision!r} (32-true or bf16-mixed)")
+
+
+def to_memory_format(t: Tensor, memory_format: str) -> Tensor:
+    if memory_format == "channels_last" and t.dim() == 4:
+        return t.contiguous(memory_format=torch.channels_last)
+    return t.contiguous()
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence Lightning's per-Trainer info lines and the warnings expected in benchmark fits."""
+    names = ["lightning.pytorch", "lightning.fabric", "lightning"]
+    levels = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for n, level in levels.items():
+            logging.getLogger(n).setLevel(level)
+
+
+class BatchList:
+    """Batches held in memory, served in order: what both the plain loop and the Trainer iterate."""
+
+    def __init__(self, batches: Sequence[dict[str, Tensor]]) -> None:
+        self.batches = list(batches)
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        return self.batches[i]
+
+
+class Timer(Callback):
+    """Records ``time.perf_counter()`` at the training and validation hooks (after a device sync).
+
+    Put one instance first in the callback list (``first=True``: it records the *start* hooks before the
+    other callbacks run) and one last (``first=False``: it records the *end* hooks after them).
+    """
+
+    def __init__(self, sync: Callable[[], None], first: bool) -> None:
+        self.sync = sync
+        self.first = first
+        self.batch_starts: list[float] = []
+        self.batch_ends: list[float] = []
+        self.epoch_starts: list[float] = []
+        self.epoch_ends: list[float] = []
+        self.train_start: float | None = None
+        self.train_end: float | None = None
+        self.val_start: float | None = None
+        self.val_end: float | None = None
+
+    def _now(self) -> float:
+        self.sync()
+        return time.perf_counter()
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        if self.first:
+            self.train_start = self._now()
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        if not self.first:
+            self.train_end = self._now()
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        if self.first:
+            self.epoch_starts.append(self._now())
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if not self.first:
+            self.epoch_ends.append(self._now())
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if self.first:
+            self.batch_starts.append(self._now())
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if not self.first:
+            self.batch_ends.append(self._now())
+
+    def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
+        if self.first:
+            self.val_start = self._now()
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if not self.first:
+            self.val_end = self._now()
+
+
+def timers(device: str) -> tuple[Timer, Timer]:
+    sync = synchronizer(device)
+    return Timer(sync, first=True), Timer(sync, first=False)
+
+
+def trainer_kwargs(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """The framework side at its cheapest: no logger, checkpointing, progress bar, summary or sanity check."""
+    dev = torch.device(settings.device)
+    kw: dict[str, Any] = {
+        "accelerator": "gpu" if dev.type == "cuda" else "cpu",
+        "devices": [dev.index or 0] if dev.type == "cuda" else 1,
+        "precision": settings.precision,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+        "limit_val_batches": 0,
+        "max_epochs": 1,
+    }
+    kw.update(extra)
+    return kw
+
+
+# ---------------------------------------------------------------------------------------------- model and data
+def optimizer_factories(spec: ModelSpec) -> tuple[Callable[..., torch.optim.Optimizer], Callable[..., torch.optim.Optimizer]]:
+    opt_g = partial(torch.optim.Adam, lr=spec.lr_g, betas=spec.betas_g)
+    opt_d = partial(torch.optim.Adam, lr=spec.lr_d, betas=spec.betas_d)
+    return opt_g, opt_d
+
+
+def build_model(spec: ModelSpec, stats: dict[str, Tensor], seed: int, critic: bool = True) -> Any:
+    """A :class:`aerogan.SuperResolution` as the profile's config builds it, with the data's statistics."""
+    from aerogan import SuperResolution
+    from aerogan.nets import PatchCritic, SRResNet
+
+    torch.manual_seed(seed)
+    generator = SRResNet(spec.bands, spec.bands, spec.scale, num_features=spec.gen_features, num_blocks=spec.gen_blocks)
+    # in_channels given (configs leave it to the lazy first forward, which builds the same Conv2d)
+    net_d = PatchCritic(spec.bands, num_features=spec.critic_features, num_layers=spec.critic_layers) if critic else None
+    opt_g, opt_d = optimizer_factories(spec)
+    model = SuperResolution(
+        generator=generator, critic=net_d, objective="regularized" if critic else "supervised", supervised_loss="l1",
+        adversarial_loss="wgan-gp", lambda_adv=spec.lambda_adv, gp_weight=spec.gp_weight, n_critic=spec.n_critic,
+        optimizer_g=opt_g, optimizer_d=opt_d,
+    )
+    model.input_norm.set(stats["input_mean"], stats["input_std"])
+    model.target_norm.set(stats["target_mean"], stats["target_std"])
+    model.metadata = {
+        "scale": spec.scale, "input_band_names": [f"B{i + 1}" for i in range(spec.bands)],
+        "target_band_names": [f"B{i + 1}" for i in range(spec.bands)], "target_in_input": list(range(spec.bands)),
+        "data_range": 1.0, "rgb_bands": [2, 1, 0] if spec.bands >= 3 else [0, 0, 0],
+    }
+    return model
+
+
+class DataSource:
+    """Synthetic scenes of ``datamodules.SyntheticDataModule`` cut into in-memory batches of any size."""
+
+    def __init__(self, spec: ModelSpec, seed: int) -> None:
+        from datamodules import SyntheticDataModule
+
+        self.spec = spec
+        self.seed = seed
+        self.dm = SyntheticDataModule(
+            num_bands=spec.bands, scene_size=spec.scene_size, num_train_scenes=spec.train_scenes,
+            num_val_scenes=spec.val_scenes, num_test_scenes=1, scale=spec.scale, patch_size=spec.patch_size,
+            batch_size=spec.batch_size, samples_per_epoch=spec.batch_size, seed=seed, augment=False,
+        )
+        self.scenes = {"train": self.dm.scenes("train"), "val": self.dm.scenes("val")}
+
+    def statistics(self) -> dict[str, Tensor]:
+        """Per-band mean and std of the training scenes (the model's normalisation statistics)."""
+        scenes = self.scenes["train"]
+        mean = scenes.mean(dim=(0, 2, 3))
+        std = scenes.std(dim=(0, 2, 3)).clamp_min(1e-6)
+        return {"input_mean": mean, "input_std": std, "target_mean": mean.clone(), "target_std": std.clone()}
+
+    def batches(self, n: int, batch_size: int | None = None, patch_size: int | None = None, split: str = "train",
+                device: str = "cpu", memory_format: str = "contiguous") -> list[dict[str, Tensor]]:
+        """``n`` batches ``{"input": LR, "target": HR}`` of random crops, on ``device``."""
+        from datamodules.synthetic import SyntheticScenes
+
+        b = batch_size or self.spec.batch_size
+        p = patch_size or self.spec.patch_size
+        ds = SyntheticScenes(self.scenes[split], p, n * b, seed=self.seed + (1 if split == "train" else 7))
+        out = []
+        for k in range(n):
+            hr = torch.stack([ds[k * b + i]["image"] for i in range(b)])
+            pair = self.dm.make_pair(hr)
+            out.append({key: to_memory_format(v.to(device), memory_format) for key, v in pair.items()})
+        return out
+
+
+def make_batches(source: DataSource, n: int, settings: Settings, memory_format: str = "contiguous", **kw: Any) -> list[dict[str, Tensor]]:
+    return source.batches(n, device=settings.device, memory_format=memory_format, **kw)
