@@ -55,7 +55,9 @@ def output_encoding(spec: OutputSpec, output_dtype: str) -> tuple[np.dtype, floa
 def encode(data: np.ndarray, valid: np.ndarray, dtype: np.dtype, nodata: float | None) -> np.ndarray:
     """Convert float predictions (C, h, w) to ``dtype``; invalid pixels get ``nodata``, valid ones never do."""
     if np.issubdtype(dtype, np.floating):
-        out = data.astype(dtype, copy=True)
+        out = data.astype(dtype, copy=False)  # finished rows are handed over: reuse them when the dtype matches
+        if not out.flags.writeable:
+            out = out.copy()
         if nodata is not None and not np.isnan(nodata):
             nd = dtype.type(nodata)
             out[(out == nd) & valid[None]] = np.nextafter(nd, dtype.type(np.inf))
@@ -189,7 +191,8 @@ class GeoTiffSink(Sink):
             self._buf = np.concatenate([self._buf, out], 1)
         else:
             self._flush()
-            self._buf, self._buf_row0 = out, row0
+            # ``out`` may be a view of the assembler's strip buffer, which the next strip reuses
+            self._buf, self._buf_row0 = (out if out.base is None else out.copy()), row0
         end = self._buf_row0 + self._buf.shape[1]
         cut = end // self.block_rows * self.block_rows
         if cut > self._buf_row0:  # whole block rows are ready: write them, keep the rest
@@ -356,17 +359,17 @@ class SceneAssembler:
             raise RuntimeError(f"strips arrived out of order: {strip} after {self.strip}")
         origin = g.row_starts[strip] * s
         rows, width = g.tile_h * s, g.width * s
-        acc = np.zeros((channels, rows, width), dtype=np.float32)
-        wsum = np.zeros((rows, width), dtype=np.float32)
-        valid = np.zeros((rows, width), dtype=bool)
-        if self.acc is not None:  # carry the partial sums of rows the previous strip did not finish
+        if self.acc is None or self.acc.shape[0] != channels:
+            self.acc = np.zeros((channels, rows, width), dtype=np.float32)
+            self.wsum = np.zeros((rows, width), dtype=np.float32)
+            self.valid = np.zeros((rows, width), dtype=bool)
+        else:  # reuse the strip buffers: move up the partial sums of rows the last strip did not finish
             shift = origin - self.origin
             keep = rows - shift if shift < rows else 0
-            if keep > 0:
-                acc[:, :keep] = self.acc[:, shift:]
-                wsum[:keep] = self.wsum[shift:]
-                valid[:keep] = self.valid[shift:]
-        self.acc, self.wsum, self.valid = acc, wsum, valid
+            for buf in (self.acc[:], self.wsum[None], self.valid[None]):
+                if keep > 0:
+                    buf[:, :keep] = buf[:, shift:].copy() if shift < keep else buf[:, shift:]
+                buf[:, max(keep, 0):] = 0
         self.origin = origin
         self.strip = strip
         self.received = 0
@@ -406,8 +409,10 @@ class SceneAssembler:
             s = self.scale
             lo, hi = a * s - self.origin, b * s - self.origin
             wsum = self.wsum[lo:hi]
-            data = self.acc[:, lo:hi] / np.where(wsum > 0, wsum, 1.0)
-            self.write(a * s, data, self.valid[lo:hi] & (wsum > 0))
+            covered = wsum > 0
+            data = self.acc[:, lo:hi]
+            data /= np.where(covered, wsum, 1.0)  # in place: these rows are final, no strip-sized copy
+            self.write(a * s, data, self.valid[lo:hi] & covered)
 
 
 # ---------------------------------------------------------------------------------------------- a run
