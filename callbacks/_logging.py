@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from lightning.fabric.loggers.tensorboard import TensorBoardLogger as _FabricTensorBoardLogger
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
 
@@ -29,6 +30,7 @@ __all__ = [
     "optimizer_names",
     "run_folder",
     "tensorboard_writer",
+    "validate_int_args",
     "validate_modules_arg",
     "warn_if_no_tensorboard",
     "warn_once",
@@ -182,7 +184,14 @@ def validate_modules_arg(modules: Sequence[str] | None, owner: str) -> list[str]
     if modules is None:
         return None
     if isinstance(modules, str) or not all(isinstance(m, str) and m for m in modules) or not modules:
-        raise ValueError(
+        raise MisconfigurationException(
             f"{owner}: `modules` must be None or a non-empty list of module names, got {modules!r}."
         )
     return list(modules)
+
+
+def validate_int_args(*checks: tuple[str, Any, int], note: str = "") -> None:
+    """Raise ``MisconfigurationException`` unless each ``(name, value, minimum)`` is an int >= minimum."""
+    for name, value, minimum in checks:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise MisconfigurationException(f"`{name}` must be an integer >= {minimum}{note}, got {value!r}.")

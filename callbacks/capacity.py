@@ -20,7 +20,7 @@ from torch import Tensor
 from typing_extensions import override
 
 from callbacks._layers import WeightLayer, weight_layers
-from callbacks._logging import current_step, log_scalars, warn_once
+from callbacks._logging import current_step, log_scalars, validate_int_args, warn_once
 
 __all__ = ["CapacityMonitor"]
 
@@ -64,10 +64,7 @@ class CapacityMonitor(Callback):
     """
 
     def __init__(self, every_n_epochs: int = 1, hidden: str | None = None, output: str | None = None) -> None:
-        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
-            raise MisconfigurationException(
-                f"`every_n_epochs` must be an integer >= 1, got {every_n_epochs!r}."
-            )
+        validate_int_args(("every_n_epochs", every_n_epochs, 1))
         for arg, value in (("hidden", hidden), ("output", output)):
             if value is not None and (not isinstance(value, str) or not value):
                 raise MisconfigurationException(f"`{arg}` must be None or a module name, got {value!r}.")

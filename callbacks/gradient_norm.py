@@ -28,6 +28,7 @@ from callbacks._logging import (
     log_scalars,
     optimizer_names,
     tensorboard_writer,
+    validate_int_args,
     warn_if_no_tensorboard,
     write_histogram,
 )
@@ -126,18 +127,8 @@ class GradientNormMonitor(Callback):
         loss_terms_every_n_steps: int = 100,
         log_histograms: bool = False,
     ) -> None:
-        if isinstance(every_n_steps, bool) or not isinstance(every_n_steps, int) or every_n_steps < 1:
-            raise MisconfigurationException(
-                f"`every_n_steps` must be an integer >= 1, got {every_n_steps!r}."
-            )
-        if (
-            isinstance(loss_terms_every_n_steps, bool)
-            or not isinstance(loss_terms_every_n_steps, int)
-            or loss_terms_every_n_steps < 0
-        ):
-            raise MisconfigurationException(
-                f"`loss_terms_every_n_steps` must be an integer >= 0 (0 disables), got {loss_terms_every_n_steps!r}."
-            )
+        validate_int_args(("every_n_steps", every_n_steps, 1))
+        validate_int_args(("loss_terms_every_n_steps", loss_terms_every_n_steps, 0), note=" (0 disables)")
         try:
             norm_type = float(norm_type)
         except (TypeError, ValueError):

@@ -17,7 +17,6 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.callbacks.callback import Callback
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor, nn
 from typing_extensions import override
 
@@ -26,6 +25,7 @@ from callbacks._logging import (
     current_step,
     run_folder,
     tensorboard_writer,
+    validate_int_args,
     validate_modules_arg,
     warn_if_no_tensorboard,
     warn_once,
@@ -99,17 +99,8 @@ class TopologySnapshot(Callback):
         embedding: bool = True,
         modules: list[str] | None = None,
     ) -> None:
-        for arg, value, minimum in (
-            ("every_n_epochs", every_n_epochs, 1),
-            ("top_k", top_k, 0),
-            ("max_neurons", max_neurons, 1),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise MisconfigurationException(f"`{arg}` must be an integer >= {minimum}, got {value!r}.")
-        try:
-            self.modules = validate_modules_arg(modules, type(self).__name__)
-        except ValueError as err:
-            raise MisconfigurationException(str(err)) from None
+        validate_int_args(("every_n_epochs", every_n_epochs, 1), ("top_k", top_k, 0), ("max_neurons", max_neurons, 1))
+        self.modules = validate_modules_arg(modules, type(self).__name__)
         self.every_n_epochs = every_n_epochs
         self.top_k = top_k
         self.max_neurons = max_neurons

@@ -17,7 +17,6 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks.callback import Callback
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 from typing_extensions import override
 
@@ -28,6 +27,7 @@ from callbacks._logging import (
     log_scalars,
     run_folder,
     tensorboard_writer,
+    validate_int_args,
     validate_modules_arg,
     warn_if_no_tensorboard,
     warn_once,
@@ -107,17 +107,10 @@ class WeightDriftMonitor(Callback):
         table_every_n_epochs: int = 1,
         modules: list[str] | None = None,
     ) -> None:
-        for arg, value, minimum in (
-            ("every_n_steps", every_n_steps, 1),
-            ("top_k", top_k, 0),
-            ("table_every_n_epochs", table_every_n_epochs, 1),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise MisconfigurationException(f"`{arg}` must be an integer >= {minimum}, got {value!r}.")
-        try:
-            self.modules = validate_modules_arg(modules, type(self).__name__)
-        except ValueError as err:
-            raise MisconfigurationException(str(err)) from None
+        validate_int_args(
+            ("every_n_steps", every_n_steps, 1), ("top_k", top_k, 0), ("table_every_n_epochs", table_every_n_epochs, 1)
+        )
+        self.modules = validate_modules_arg(modules, type(self).__name__)
         self.every_n_steps = every_n_steps
         self.top_k = top_k
         self.histogram = bool(histogram)
