@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 import aerogan.nets  # noqa: F401 - class paths of generators in checkpoints
+from aerogan.nets.receptive_field import seamless_overlap
 from aerogan.prediction_writer import PredictionRun
 from aerogan.super_resolution import SuperResolution
 from datamodules.scenes import (
@@ -93,6 +94,13 @@ def run_plan(model: SuperResolution, plan: PredictionPlan, batch_size: int = 4, 
     return run
 
 
+def _overlap(model: SuperResolution, tile: int, overlap: int | None) -> int:
+    """``overlap``, or the smallest seamless one for this model's generator when it is None."""
+    if overlap is not None:
+        return overlap
+    return seamless_overlap(model.inference_generator, model.input_norm.mean.numel(), model_scale(model), tile)
+
+
 def _check_channels(model: SuperResolution, count: int, where: str) -> None:
     n_in = model.input_norm.mean.numel()
     if count != n_in:
@@ -104,7 +112,7 @@ def super_resolve_array(
     model: SuperResolution | str | os.PathLike,
     array: np.ndarray,
     tile: int = 256,
-    overlap: int = 32,
+    overlap: int | None = None,
     layout: Layout = "channels_first",
     nodata: float | None = None,
     batch_size: int = 4,
@@ -113,7 +121,8 @@ def super_resolve_array(
     """Super-resolve one scene held in memory: (C, H, W) -> (C_out, H*s, W*s) float32 (or channels last).
 
     Pixels whose input is ``nodata`` or NaN come out as NaN. ``overlap / 4`` input pixels are dropped at
-    every inner tile edge, so choose ``overlap >= 4 x`` the generator's receptive radius for seamless output.
+    every inner tile edge; the default (``None``) measures the generator's receptive radius and takes
+    the smallest seamless overlap (:func:`aerogan.nets.receptive_field.seamless_overlap`).
     """
     model = load_model(model)
     a = np.asarray(array)
@@ -124,6 +133,7 @@ def super_resolve_array(
     src = ArraySource(a, None, layout, nodata=nodata)
     _check_channels(model, src.count, "array")
     spec = OutputSpec(path=Path("<memory>"), format="npy", height=src.height, width=src.width)
+    overlap = _overlap(model, tile, overlap)
     plan = make_plan([PredictScene(src, list(range(src.count)), 0)], [spec], model_scale(model), tile, overlap)
     out = run_plan(model, plan, batch_size, device, memory=True).result()
     return out.transpose(1, 2, 0) if layout == "channels_last" else out
@@ -156,7 +166,7 @@ def super_resolve_file(
     src: str | os.PathLike,
     dst: str | os.PathLike,
     tile: int = 256,
-    overlap: int = 32,
+    overlap: int | None = None,
     input_bands: Sequence[int | str] | None = None,
     nodata: float | None = None,
     batch_size: int = 4,
@@ -177,7 +187,7 @@ def super_resolve_file(
         path=Path(dst), format="GTiff", height=source.height, width=source.width, input_dtype=source.dtype,
         input_nodata=source.nodata, crs=source.crs, transform=source.transform, source_name=source.name,
     )
-    plan = make_plan([PredictScene(source, bands, 0)], [spec], model_scale(model), tile, overlap, output_dtype)
+    plan = make_plan([PredictScene(source, bands, 0)], [spec], model_scale(model), tile, _overlap(model, tile, overlap), output_dtype)
     try:
         run_plan(model, plan, batch_size, device)
     finally:

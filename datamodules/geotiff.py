@@ -126,7 +126,7 @@ class GeoTiffDataModule(SceneDataModule):
         band_statistics: dict[str, list[float]] | None = None,
         stats_cache_dir: str | None = None,
         tile: int = 256,
-        overlap: int = 32,
+        overlap: int | None = None,
         output_dir: str = "runs/predictions",
         output_dtype: OutputDtype = "float32",
         predict_batch_size: int | None = None,

@@ -223,6 +223,8 @@ class SceneDataModule(SuperResolutionDataModule):
         stats_cache_dir: where statistics are cached when the data folder is read-only.
         tile / overlap: prediction tile and overlap in input (LR) pixels; the outer quarter of the overlap
             is discarded at inner tile edges, so ``overlap / 4`` should exceed the generator's receptive radius.
+            ``overlap: null`` (the default) measures that radius on the model and takes the smallest
+            seamless overlap.
         output_dir: folder of the predicted scenes.
         output_dtype: ``float32`` (default) or ``input`` (the input's dtype, rounded and clipped).
         predict_batch_size: tiles per prediction batch (default: ``batch_size``).
@@ -257,7 +259,7 @@ class SceneDataModule(SuperResolutionDataModule):
         band_statistics: dict[str, list[float]] | None = None,
         stats_cache_dir: str | None = None,
         tile: int = 256,
-        overlap: int = 32,
+        overlap: int | None = None,
         output_dir: str = "runs/predictions",
         output_dtype: OutputDtype = "float32",
         predict_batch_size: int | None = None,
@@ -284,8 +286,8 @@ class SceneDataModule(SuperResolutionDataModule):
         self.seed = seed
         self.band_statistics = band_statistics
         self.stats_cache_dir = stats_cache_dir
-        if tile < 1 or not 0 <= overlap <= tile // 2:
-            raise ValueError(f"data.tile={tile} must be >= 1 and data.overlap={overlap} in [0, tile/2]")
+        if tile < 1 or (overlap is not None and not 0 <= overlap <= tile // 2):
+            raise ValueError(f"data.tile={tile} must be >= 1 and data.overlap={overlap} in [0, tile/2] (or null: measured)")
         self.tile = tile
         self.overlap = overlap
         self.output_dir = output_dir
@@ -569,11 +571,23 @@ class SceneDataModule(SuperResolutionDataModule):
     def _predict_plan_inputs(self) -> tuple[list[PredictScene], list[OutputSpec]]:
         raise NotImplementedError
 
+    def _prediction_overlap(self) -> int:
+        """``overlap``, or (when null) the smallest seamless one for the model being run."""
+        if self.overlap is not None:
+            return self.overlap
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        generator = getattr(module, "inference_generator", None)
+        if generator is None:
+            raise ValueError("data.overlap is null (measure it from the model), but no model is attached; set data.overlap")
+        from aerogan.nets.receptive_field import seamless_overlap  # datamodules stay importable without aerogan
+
+        return seamless_overlap(generator, self.in_channels, self.scale, self.tile)
+
     def prediction_plan(self) -> PredictionPlan:
         """The scenes to super-resolve, their tilings and outputs (built once)."""
         if self._plan is None:
             scenes, outputs = self._predict_plan_inputs()
-            self._plan = make_plan(scenes, outputs, self.scale, self.tile, self.overlap, self.output_dtype)
+            self._plan = make_plan(scenes, outputs, self.scale, self.tile, self._prediction_overlap(), self.output_dtype)
         return self._plan
 
 
