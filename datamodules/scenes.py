@@ -579,7 +579,8 @@ class SceneDataModule(SuperResolutionDataModule):
         generator = getattr(module, "inference_generator", None)
         if generator is None:
             raise ValueError("data.overlap is null (measure it from the model), but no model is attached; set data.overlap")
-        from aerogan.nets.receptive_field import seamless_overlap  # datamodules stay importable without aerogan
+        # imported here so that datamodules stay importable without aerogan
+        from aerogan.nets.receptive_field import seamless_overlap
 
         return seamless_overlap(generator, self.in_channels, self.scale, self.tile)
 
