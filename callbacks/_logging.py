@@ -7,6 +7,7 @@ Everything here is collective-free: no ``strategy.broadcast``/``reduce``/``barri
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
 __all__ = [
+    "append_table",
     "current_step",
     "find_tensorboard",
     "is_due",
@@ -188,6 +190,23 @@ def validate_modules_arg(modules: Sequence[str] | None, owner: str) -> list[str]
             f"{owner}: `modules` must be None or a non-empty list of module names, got {modules!r}."
         )
     return list(modules)
+
+
+def append_table(trainer: pl.Trainer, name: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Append ``rows`` to the CSV ``name`` in the run folder, writing ``header`` first if the file is new.
+
+    Appending (rather than rewriting) keeps earlier rows across a resume. Call on rank zero only.
+    """
+    folder = run_folder(trainer)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, name)
+    new_file = not os.path.exists(path) or os.path.getsize(path) == 0
+    with open(path, "a", newline="") as f:
+        writer = csv.writer(f)
+        if new_file:
+            writer.writerow(header)
+        writer.writerows(rows)
+    return path
 
 
 def validate_int_args(*checks: tuple[str, Any, int], note: str = "") -> None:

@@ -56,9 +56,7 @@ rank zero writes.
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 from typing import Any
 
 import lightning.pytorch as pl
@@ -68,7 +66,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor, nn
 from typing_extensions import override
 
-from callbacks._logging import current_step, log_scalars, run_folder
+from callbacks._logging import append_table, current_step, log_scalars
 
 __all__ = ["COLUMNS", "TABLE_NAME", "TwoLayerTheoryMonitor", "gram_finite", "gram_infinite"]
 
@@ -366,15 +364,7 @@ class TwoLayerTheoryMonitor(Callback):
             trainer, {f"theory/{k}": v for k, v in row.items() if k not in skip and math.isfinite(v)}, step
         )
         if self.write_table:
-            folder = run_folder(trainer)
-            os.makedirs(folder, exist_ok=True)
-            path = os.path.join(folder, TABLE_NAME)
-            new_file = not os.path.exists(path) or os.path.getsize(path) == 0
-            with open(path, "a", newline="") as f:
-                writer = csv.writer(f)
-                if new_file:
-                    writer.writerow(COLUMNS)
-                writer.writerow([_fmt(row[c]) for c in COLUMNS])
+            append_table(trainer, TABLE_NAME, COLUMNS, [[_fmt(row[c]) for c in COLUMNS]])
 
 
 def _fmt(value: float) -> str:

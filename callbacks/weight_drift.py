@@ -10,8 +10,6 @@ a convolution).
 
 from __future__ import annotations
 
-import csv
-import os
 from typing import Any
 
 import lightning.pytorch as pl
@@ -22,10 +20,10 @@ from typing_extensions import override
 
 from callbacks._layers import WeightLayer, capture, match_modules, neuron_rows, weight_layers
 from callbacks._logging import (
+    append_table,
     current_step,
     is_due,
     log_scalars,
-    run_folder,
     tensorboard_writer,
     validate_int_args,
     validate_modules_arg,
@@ -257,16 +255,8 @@ class WeightDriftMonitor(Callback):
         if not trainer.is_global_zero:
             return
         drifts = {name: d.cpu() for name, d in self.per_neuron_drift().items()}
-        folder = run_folder(trainer)
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, TABLE_NAME)
-        new_file = not os.path.exists(path) or os.path.getsize(path) == 0
-        with open(path, "a", newline="") as f:
-            writer = csv.writer(f)
-            if new_file:
-                writer.writerow(TABLE_COLUMNS)
-            for name, drift in drifts.items():
-                writer.writerows((step, epoch, name, j, f"{v:.9g}") for j, v in enumerate(drift.tolist()))
+        rows = ((step, epoch, name, j, f"{v:.9g}") for name, drift in drifts.items() for j, v in enumerate(drift.tolist()))
+        append_table(trainer, TABLE_NAME, TABLE_COLUMNS, rows)
         tb = tensorboard_writer(trainer)
         if tb is not None and self.top_k:
             for name, drift in drifts.items():
