@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from aerogan.atomic import atomic_output
+from aerogan.inference import load_model
 from aerogan.super_resolution import SuperResolution
 
 
@@ -100,13 +101,6 @@ def export_onnx(model: SuperResolution, path: str | Path, example_size: int = 32
     with atomic_output(path) as tmp:
         onnx.save_model(proto, str(tmp))
     return path
-
-
-def load_model(ckpt_path: str | Path) -> SuperResolution:
-    """A SuperResolution module from a checkpoint, on CPU, in eval mode."""
-    if not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"checkpoint not found: {ckpt_path}")
-    return SuperResolution.load_from_checkpoint(str(ckpt_path), map_location="cpu").eval()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
