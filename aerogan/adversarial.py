@@ -17,12 +17,17 @@ comparable epoch for epoch.
 :meth:`loss_terms` exposes the generator's loss terms so that a monitoring callback can take the
 gradient of each separately (the supervised term's is the "reaction", the adversarial term's the
 "diffusion").
+
+The training step is lean: the diagnostic scalars (critic scores, Wasserstein estimate, penalty, loss
+terms) are logged only at the batches where the logger writes (``trainer.log_every_n_steps``), with the
+same values and logger step as before; the step's only host-device synchronisation is the optional
+finite check (one per optimizer step, see ``check_finite``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import lightning as L
@@ -33,7 +38,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from aerogan.losses import AdversarialLoss, gradient_penalty, make_pixel_loss
+from aerogan.losses import GANLoss, GANLossName, PixelLossName, make_gan_loss, make_pixel_loss
 from aerogan.rng import rng_states, set_rng_states
 
 Objective = Literal["supervised", "adversarial", "regularized"]
@@ -52,8 +57,12 @@ class AdversarialRegularization(L.LightningModule):
         generator: the network f (``class_path`` in configs).
         critic: the critic g; ``None`` only with ``objective="supervised"``.
         objective: ``supervised``, ``adversarial`` or ``regularized``.
-        supervised_loss: ``l1``, ``mse``, ``charbonnier`` or ``half_sse`` (``½ Σ (f − y)²``, the two-layer theory's loss).
-        adversarial_loss: ``wgan-gp`` (reference), ``wgan``, ``hinge``, ``nonsaturating`` or ``lsgan``.
+        supervised_loss: ``l1``, ``mse``, ``charbonnier`` or ``half_sse`` (``½ Σ (f − y)²``, the two-layer theory's
+            loss), or a loss module ``(prediction, target) -> scalar`` (``class_path`` in configs).
+        adversarial_loss: ``wgan-gp`` (reference), ``wgan``, ``hinge``, ``nonsaturating`` or ``lsgan``, or an
+            :class:`aerogan.losses.GANLoss` (``class_path: aerogan.losses.Hinge``). Loss objects given in Python
+            (not through the CLI) are not saved as hyperparameters: pass them again to ``load_from_checkpoint``,
+            as the networks.
         lambda_adv: weight of the adversarial term in the generator loss.
         gp_weight: gradient-penalty weight (WGAN-GP uses 10).
         n_critic: critic updates per generator update.
@@ -65,8 +74,10 @@ class AdversarialRegularization(L.LightningModule):
             decay, updated after every generator step, stored in checkpoints and used for validation,
             test, prediction and export. ``None`` disables it.
         check_finite: stop with a clear error (after saving the last finite state as a checkpoint)
-            when a loss term or a gradient becomes NaN or infinite; one boolean all-reduce per step.
-        critic_score_limit: warn when the critic's mean scores exceed this magnitude (collapse).
+            when a loss term or a gradient becomes NaN or infinite. Before every optimizer step: one sum
+            all-reduce and one host-device synchronisation (the only ones of the training step).
+        critic_score_limit: warn when the critic's mean scores exceed this magnitude (collapse); checked at
+            the batches where the diagnostics are logged.
         input_key / target_key: batch dictionary keys.
     """
 
@@ -75,8 +86,8 @@ class AdversarialRegularization(L.LightningModule):
         generator: nn.Module,
         critic: nn.Module | None = None,
         objective: Objective = "regularized",
-        supervised_loss: Literal["l1", "mse", "charbonnier", "half_sse"] = "l1",
-        adversarial_loss: Literal["wgan-gp", "wgan", "hinge", "nonsaturating", "lsgan"] = "wgan-gp",
+        supervised_loss: PixelLossName | nn.Module = "l1",
+        adversarial_loss: GANLossName | GANLoss = "wgan-gp",
         lambda_adv: float = 1e-3,
         gp_weight: float = 10.0,
         n_critic: int = 5,
@@ -109,13 +120,15 @@ class AdversarialRegularization(L.LightningModule):
             # included), so load_from_checkpoint can rebuild the module without the original config.
             self.save_hyperparameters()
         else:
-            self.save_hyperparameters(ignore=["generator", "critic", "optimizer_g", "optimizer_d", "scheduler_g", "scheduler_d"])
+            ignore = ["generator", "critic", "optimizer_g", "optimizer_d", "scheduler_g", "scheduler_d"]
+            ignore += [k for k, v in (("supervised_loss", supervised_loss), ("adversarial_loss", adversarial_loss)) if isinstance(v, nn.Module)]
+            self.save_hyperparameters(ignore=ignore)
         self.automatic_optimization = False
         self.generator = generator
         self.critic = critic
         self.objective = objective
-        self.pixel_loss = make_pixel_loss(supervised_loss)
-        self.adversarial = AdversarialLoss(adversarial_loss)
+        self.pixel_loss = make_pixel_loss(supervised_loss, "model.supervised_loss")
+        self.adversarial = make_gan_loss(adversarial_loss, "model.adversarial_loss")
         self.lambda_adv = lambda_adv
         self.gp_weight = gp_weight
         self.n_critic = n_critic
@@ -131,11 +144,13 @@ class AdversarialRegularization(L.LightningModule):
         self.check_finite = check_finite
         self.critic_score_limit = critic_score_limit
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
+        self._batches_seen_host: int | None = None  # host copy of batches_seen: read once per fit, not per step
         self.generator_ema: AveragedModel | None = None
         if ema_decay is not None:
             self.generator_ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
             self.generator_ema.requires_grad_(False)  # never trained, so DDP and optimizers ignore it
         self._collapse_warned = False
+        self._critic_peak: Tensor | None = None  # (|score|, mean real, mean fake, batch) at the peak, on the device
 
     @property
     def inference_generator(self) -> nn.Module:
@@ -147,26 +162,50 @@ class AdversarialRegularization(L.LightningModule):
         """(network input, target) in the space the networks work in; subclasses normalise here."""
         return batch[self.input_key], batch[self.target_key]
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.generator(x)
+    def prepare_guides(self, batch: Mapping[str, Any]) -> tuple[Tensor, ...]:
+        """The guide tensors of ``batch`` (multi-resolution data: finer band groups), in network space.
+
+        Empty for single-input data; subclasses normalise here. Guides condition the generator
+        (``generator(x, guides)``) and, when the critic has ``condition=True``, the critic.
+        """
+        return tuple(batch.get("guides", ())) if isinstance(batch, Mapping) else ()
+
+    def generate(self, x: Tensor, guides: Sequence[Tensor] = (), network: nn.Module | None = None) -> Tensor:
+        """``f(x)`` or, with guides, ``f(x, guides)``; ``network`` defaults to the trained generator."""
+        network = self.generator if network is None else network
+        return network(x, tuple(guides)) if len(guides) else network(x)
+
+    def judge(self, y: Tensor, guides: Sequence[Tensor] = ()) -> Tensor:
+        """Critic scores of ``y``: ``g(y | guides)`` for a conditional critic (``critic.condition``), else ``g(y)``."""
+        if len(guides) and getattr(self.critic, "condition", False):
+            return self.critic(y, tuple(guides))
+        return self.critic(y)
+
+    def forward(self, x: Tensor, guides: Sequence[Tensor] = ()) -> Tensor:
+        return self.generate(x, guides)
 
     # ------------------------------------------------------------------ the objective
     @property
     def trains_critic(self) -> bool:
         return self.critic is not None and self.n_critic > 0
 
-    def generator_terms(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
+    def generator_terms(self, prediction: Tensor, target: Tensor, guides: Sequence[Tensor] = ()) -> dict[str, Tensor]:
         """The terms of the generator loss under the current objective; they sum to the loss."""
         terms: dict[str, Tensor] = {}
         if self.objective in ("supervised", "regularized"):
             terms["supervised"] = self.pixel_loss(prediction, target)
         if self.objective in ("adversarial", "regularized"):
             weight = 1.0 if self.objective == "adversarial" else self.lambda_adv
-            terms["adversarial"] = weight * self.adversarial.generator_loss(self.critic(prediction))
+            terms["adversarial"] = weight * self.adversarial.generator_loss(self.judge(prediction, guides))
         penalty = getattr(self.generator, "regularization_loss", None)
         if callable(penalty) and (reg := penalty()) is not None:  # e.g. an L1/L2 weight penalty of the generator
             terms["weight_penalty"] = reg
         return terms
+
+    def _generator_terms(self, prediction: Tensor, target: Tensor, guides: Sequence[Tensor]) -> dict[str, Tensor]:
+        """:meth:`generator_terms`, with the guides only when there are some (subclasses written for
+        single-input data override ``generator_terms(prediction, target)`` and keep working)."""
+        return self.generator_terms(prediction, target, guides) if len(guides) else self.generator_terms(prediction, target)
 
     def loss_terms(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Generator loss terms on ``batch`` (``supervised``: reaction, ``adversarial``: diffusion).
@@ -175,57 +214,70 @@ class AdversarialRegularization(L.LightningModule):
         generator loss. Used by :class:`callbacks.GradientNormMonitor` to take per-term gradients.
         """
         x, y = self.prepare_batch(batch)
-        return self.generator_terms(self.generator(x), y)
+        guides = self.prepare_guides(batch)
+        return self._generator_terms(self.generate(x, guides), y, guides)
 
     def loss_terms_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
         """The parameters the loss terms are meant for: the generator's, named as in ``named_parameters``."""
         return (("generator." + n, p) for n, p in self.generator.named_parameters())
 
-    def critic_step(self, real: Tensor, fake: Tensor, eps: Tensor | None = None) -> dict[str, Tensor]:
+    def critic_step(self, real: Tensor, fake: Tensor, eps: Tensor | None = None, guides: Sequence[Tensor] = ()) -> dict[str, Tensor]:
         """Critic loss on one (real, fake) pair of batches; ``fake`` must be detached.
 
-        ``eps`` optionally fixes the gradient-penalty mixing weights (one per sample).
+        ``eps`` optionally fixes the gradient-penalty mixing weights (one per sample). ``guides`` condition
+        a conditional critic; the penalty's gradient is then taken with respect to the judged bands only.
         """
-        real_scores = self.critic(real)
-        fake_scores = self.critic(fake)
+        real_scores = self.judge(real, guides)
+        fake_scores = self.judge(fake, guides)
         loss = self.adversarial.critic_loss(real_scores, fake_scores)
         out = {
             "critic_real": real_scores.mean().detach(),
             "critic_fake": fake_scores.mean().detach(),
             "wasserstein": (real_scores.mean() - fake_scores.mean()).detach(),
         }
-        if self.adversarial.uses_gradient_penalty and self.gp_weight > 0:
-            gp = gradient_penalty(self.critic, real, fake, eps=eps)
+        if self.gp_weight > 0 and (gp := self.adversarial.penalty(self._critic_of(guides), real, fake, eps=eps)) is not None:
             loss = loss + self.gp_weight * gp
             out["gradient_penalty"] = gp.detach()
         out["critic_loss"] = loss
         return out
+
+    def _critic_of(self, guides: Sequence[Tensor]) -> nn.Module:
+        """The critic as a one-argument module (the conditional critic with its guides bound), for the penalty."""
+        if len(guides) and getattr(self.critic, "condition", False):
+            return _Conditioned(self.critic, tuple(g.detach() for g in guides))
+        return self.critic
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
         optimizers = self.optimizers()
         opt_g, opt_d = (optimizers if isinstance(optimizers, list) else [optimizers, None])[:2]
         x, y = self.prepare_batch(batch)
-        prediction = self.generator(x)
+        guides = self.prepare_guides(batch)
+        prediction = self.generate(x, guides)
+        diagnostics = self._logs_this_step()
         logs: dict[str, Tensor] = {}
 
         if self.trains_critic:
             fake = prediction.detach()
             with self.toggled_optimizer(opt_d):
                 for _ in range(self.n_critic):
-                    out = self.critic_step(y, fake)
+                    out = self.critic_step(y, fake, guides=guides)
                     opt_d.zero_grad(set_to_none=True)
                     self.manual_backward(out["critic_loss"])
                     self._check_finite_step(opt_d, {k: v for k, v in out.items() if k != "wasserstein"}, "critic")
                     if self.gradient_clip_d:
                         self.clip_gradients(opt_d, gradient_clip_val=self.gradient_clip_d, gradient_clip_algorithm="norm")
                     opt_d.step()
-            logs.update({k: v.detach() for k, v in out.items()})
-            self._report_collapse(out)
+            self._track_critic_scores(out)
+            if diagnostics:
+                logs.update({k: v.detach() for k, v in out.items()})
+                self._report_collapse()
 
-        if int(self.batches_seen) >= self.critic_warmup_steps:
+        step = self._batches_seen()
+        loss_g: Tensor | None = None
+        if step >= self.critic_warmup_steps:
             with self.toggled_optimizer(opt_g):
-                terms = self.generator_terms(prediction, y)
+                terms = self._generator_terms(prediction, y, guides)
                 loss_g = sum(terms.values())
                 opt_g.zero_grad(set_to_none=True)
                 self.manual_backward(loss_g)
@@ -234,15 +286,43 @@ class AdversarialRegularization(L.LightningModule):
                     self.clip_gradients(opt_g, gradient_clip_val=self.gradient_clip_g, gradient_clip_algorithm="norm")
                 opt_g.step()
             if self.generator_ema is not None:
+                # torch's AveragedModel reads its device-side counter (two host-device syncs per update)
                 self.generator_ema.update_parameters(self.generator)
-            logs.update({k: v.detach() for k, v in terms.items()})
-            logs["generator_loss"] = loss_g.detach()
-        if "supervised" not in logs:
-            with torch.no_grad():
-                logs["supervised"] = self.pixel_loss(prediction, y)
+            if diagnostics:
+                logs.update({k: v.detach() for k, v in terms.items()})
         self.batches_seen += 1
-        self.log_dict({f"train/{k}": v for k, v in logs.items()}, prog_bar=False, on_step=True, on_epoch=False, batch_size=x.shape[0])
-        self.log("train/loss", logs["generator_loss"] if "generator_loss" in logs else logs["supervised"], prog_bar=True, on_step=True, on_epoch=False, batch_size=x.shape[0])
+        self._batches_seen_host = step + 1
+        # train/loss every batch only for the progress bar; the logger writes it at its own cadence either way
+        log_main = diagnostics or self.trainer.progress_bar_callback is not None
+        supervised = logs.get("supervised")
+        if supervised is None and (diagnostics or (log_main and loss_g is None)):
+            with torch.no_grad():
+                supervised = self.pixel_loss(prediction, y)
+        batch_size = x.shape[0]
+        if diagnostics:
+            logs["supervised"] = supervised
+            if loss_g is not None:
+                logs["generator_loss"] = loss_g.detach()
+            self.log_dict({f"train/{k}": v for k, v in logs.items()}, prog_bar=False, on_step=True, on_epoch=False, batch_size=batch_size)
+        if log_main:
+            main = loss_g.detach() if loss_g is not None else supervised
+            self.log("train/loss", main, prog_bar=True, on_step=True, on_epoch=False, batch_size=batch_size)
+
+    def _logs_this_step(self) -> bool:
+        """Whether the logger writes this batch's values: the diagnostics are only computed and logged then.
+
+        Lightning's own decision (every ``trainer.log_every_n_steps`` batches, counted by the logger step
+        ``self.log`` uses, or when the trainer is stopping; every batch under ``fast_dev_run``), so the values
+        logged and their step on the logger's x-axis are those a per-batch ``self.log`` would have produced.
+        """
+        trainer = self.trainer
+        return bool(trainer.fast_dev_run) or trainer._logger_connector.should_update_logs
+
+    def _batches_seen(self) -> int:
+        """Batches trained so far, kept on the host (the buffer is read once per fit, after any restore)."""
+        if self._batches_seen_host is None:
+            self._batches_seen_host = int(self.batches_seen)
+        return self._batches_seen_host
 
     def on_train_epoch_end(self) -> None:
         schedulers = self.lr_schedulers()
@@ -259,23 +339,25 @@ class AdversarialRegularization(L.LightningModule):
     # ------------------------------------------------------------------ evaluation
     def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
         x, y = self.prepare_batch(batch)
-        loss = self.pixel_loss(self.inference_generator(x), y)
+        loss = self.pixel_loss(self.generate(x, self.prepare_guides(batch), self.inference_generator), y)
         self.log("val/loss", loss, prog_bar=True, on_epoch=True, sync_dist=True, batch_size=x.shape[0])
 
     def test_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
         x, y = self.prepare_batch(batch)
-        loss = self.pixel_loss(self.inference_generator(x), y)
+        loss = self.pixel_loss(self.generate(x, self.prepare_guides(batch), self.inference_generator), y)
         self.log("test/loss", loss, on_epoch=True, sync_dist=True, batch_size=x.shape[0])
 
     def predict_step(self, batch: Mapping[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> Tensor:
         x = batch[self.input_key] if isinstance(batch, Mapping) else batch
-        return self.inference_generator(x)
+        return self.generate(x, self.prepare_guides(batch), self.inference_generator)
 
     # ------------------------------------------------------------------ failure handling
     def _check_finite_step(self, optimizer: Any, terms: Mapping[str, Tensor], network: str) -> None:
-        """Stop before a non-finite update: every rank takes the same decision (one boolean all-reduce).
+        """Stop before a non-finite update: every rank takes the same decision.
 
-        The weights are still those of the last finite step, so they are saved as a checkpoint first.
+        One sum all-reduce of the count of non-finite values (every rank, every call) and one host-device
+        synchronisation to read it: the documented cost of ``check_finite``. The weights are still those
+        of the last finite step, so they are saved as a checkpoint first.
         """
         if not self.check_finite:
             return
@@ -283,10 +365,12 @@ class AdversarialRegularization(L.LightningModule):
         values = {k: v.detach() for k, v in terms.items()}
         if grads:
             values[f"{network} gradient"] = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-        bad = [k for k, v in values.items() if not bool(torch.isfinite(v).all())]
-        if not self.trainer.strategy.reduce_boolean_decision(bool(bad), all=False):
+        nonfinite = torch.stack([~torch.isfinite(v).all() for v in values.values()])
+        total = self.trainer.strategy.reduce(nonfinite.sum(), reduce_op="sum")
+        if not bool(total):  # the host-device synchronisation
             return
-        step = int(self.batches_seen)
+        bad = [k for k, flag in zip(values, nonfinite.tolist(), strict=True) if flag]
+        step = self._batches_seen()
         path = self._save_last_finite_state(step)
         what = ", ".join(bad) if bad else "a value on another rank"
         raise FloatingPointError(
@@ -304,18 +388,38 @@ class AdversarialRegularization(L.LightningModule):
         trainer.save_checkpoint(path)  # every rank reaches this point: the decision above was collective
         return path
 
-    def _report_collapse(self, out: Mapping[str, Tensor]) -> None:
-        """Warn once when the critic's scores blow up (a collapsed or diverging critic)."""
+    def _track_critic_scores(self, out: Mapping[str, Tensor]) -> None:
+        """Keep, on the device, the critic's largest mean score magnitude since the last report (no sync)."""
         if self._collapse_warned:
             return
-        score = max(abs(float(out["critic_real"])), abs(float(out["critic_fake"])))
+        real, fake = out["critic_real"].detach().float(), out["critic_fake"].detach().float()
+        score = torch.maximum(real.abs(), fake.abs())
+        current = torch.stack([score, real, fake, torch.full_like(score, self._batches_seen())])
+        if self._critic_peak is None:
+            self._critic_peak = current
+        else:
+            self._critic_peak = torch.where(score > self._critic_peak[0], current, self._critic_peak)
+
+    def _report_collapse(self) -> None:
+        """Warn once when the critic's scores blow up (a collapsed or diverging critic).
+
+        The peak is tracked on the device every batch and read here, at the batches where the diagnostics
+        are logged and at the end of training, so watching for a collapse adds no synchronisation.
+        """
+        peak, self._critic_peak = self._critic_peak, None
+        if self._collapse_warned or peak is None:
+            return
+        score, real, fake, batch = peak.tolist()
         if score > self.critic_score_limit:
             self._collapse_warned = True
             rank_zero_warn(
-                f"critic scores diverge at batch {int(self.batches_seen)}: mean real {float(out['critic_real']):.3g}, "
-                f"mean fake {float(out['critic_fake']):.3g} (limit model.critic_score_limit={self.critic_score_limit:g}). "
+                f"critic scores diverge at batch {int(batch)}: mean real {real:.3g}, mean fake {fake:.3g} "
+                f"(limit model.critic_score_limit={self.critic_score_limit:g}). "
                 "Use a Lipschitz control (wgan-gp, spectral_norm) or a lower critic learning rate."
             )
+
+    def on_train_end(self) -> None:
+        self._report_collapse()
 
     # ------------------------------------------------------------------ checkpoint extras
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -327,6 +431,7 @@ class AdversarialRegularization(L.LightningModule):
         self._pending_rng_states = checkpoint.get("rng_states")
 
     def on_train_start(self) -> None:
+        self._batches_seen_host = None  # re-read from the (possibly restored) buffer at the first step
         states = getattr(self, "_pending_rng_states", None)
         if states is not None:
             set_rng_states(states)
@@ -343,3 +448,15 @@ class AdversarialRegularization(L.LightningModule):
             if self.scheduler_d is not None:
                 schedulers.append(self.scheduler_d(optimizers[1]))
         return optimizers, schedulers
+
+
+class _Conditioned(nn.Module):
+    """``critic(y, guides)`` as ``module(y)``: what the gradient penalty differentiates for a conditional critic."""
+
+    def __init__(self, critic: nn.Module, guides: tuple[Tensor, ...]) -> None:
+        super().__init__()
+        self.critic = critic
+        self.guides = guides
+
+    def forward(self, y: Tensor) -> Tensor:
+        return self.critic(y, self.guides)

@@ -2,8 +2,8 @@
 
 Lightning's ``TorchCheckpointIO`` serialises to memory and then writes straight to the target path,
 so a run killed mid-write (pre-emption, out of disk) can leave a truncated ``last.ckpt``. Here local
-checkpoints are written to a temporary file in the same folder, flushed to disk, then renamed over
-the target (``os.replace`` is atomic on POSIX and Windows). Remote paths fall back to Lightning's.
+checkpoints go through :func:`aerogan.atomic.atomic_output`: written beside the target, flushed to disk, then
+renamed over it (``os.replace`` is atomic on POSIX and Windows). Remote paths fall back to Lightning's.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from aerogan.atomic import atomic_output
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` to ``path`` through a temporary sibling file and an atomic rename."""
+    """``torch.save`` to ``path`` through a temporary file beside it, flushed to disk, and an atomic rename."""
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
         torch.save(obj, f)
         f.flush()

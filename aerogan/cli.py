@@ -4,6 +4,13 @@ Data properties are linked to the generator, never repeated by hand: the datamod
 ``in_channels``, ``out_channels`` and ``scale`` become the generator's init arguments (critics infer
 their band count from their first input). Model and data are chosen with ``class_path`` in configs;
 the classes of ``aerogan``, ``datamodules`` and ``callbacks`` can be named by their short names.
+
+Every fit gets the three monitors of ``callbacks/`` whatever a config puts in ``trainer.callbacks``: they are
+LightningCLI *forced callbacks* (``parser.add_lightning_class_args``) under ``monitors.gradient_norm``,
+``monitors.weight_drift`` and ``monitors.topology``, configured like any other argument
+(``--monitors.gradient_norm.every_n_steps 10``, or a ``monitors:`` section in YAML) and switched off with
+``--monitors.topology.enabled false``. Their defaults (:data:`MONITOR_DEFAULTS`) keep the cost small. They only
+act during ``fit``; ``validate``/``test``/``predict`` accept the same ``monitors:`` settings and ignore them.
 """
 
 from __future__ import annotations
@@ -12,22 +19,77 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 import aerogan.nets  # noqa: F401 - registers short class names for configs
 import callbacks  # noqa: F401
 import datamodules  # noqa: F401
 from aerogan.adversarial import AdversarialRegularization
+from callbacks import GradientNormMonitor, TopologySnapshot, WeightDriftMonitor
+
+#: The monitors attached to every fit: ``monitors.<name>`` -> class.
+MONITORS: dict[str, type[Callback]] = {
+    "gradient_norm": GradientNormMonitor,
+    "weight_drift": WeightDriftMonitor,
+    "topology": TopologySnapshot,
+}
+#: Their CLI defaults where they differ from (or are worth stating beside) the classes' own: gradient norms
+#: every 25 batches and the loss-term analysis every 100, drift every 50 batches with the per-neuron table every
+#: 5 epochs, topology snapshots every 20 epochs (plus, for each, the final values at the end of fit).
+MONITOR_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gradient_norm": {"every_n_steps": 25, "loss_terms_every_n_steps": 100},
+    "weight_drift": {"every_n_steps": 50, "table_every_n_epochs": 5},
+    "topology": {"every_n_epochs": 20},
+}
 
 
 class AeroganCLI(LightningCLI):
-    """LightningCLI with data-to-model links and the manual-optimization optimizer injection."""
+    """LightningCLI with data-to-model links, the always-on monitors and the manual-optimization optimizer injection."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for prop in ("in_channels", "out_channels", "scale"):
             parser.link_arguments(f"data.{prop}", f"model.init_args.generator.init_args.{prop}", apply_on="instantiate")
+        # multi-resolution data only (other datamodules lack these attributes, and jsonargparse then skips the link)
+        for prop in ("guide_channels", "guide_ratios"):
+            parser.link_arguments(f"data.{prop}", f"model.init_args.generator.init_args.{prop}", apply_on="instantiate")
+        for name, cls in MONITORS.items():
+            parser.add_lightning_class_args(cls, f"monitors.{name}")
+        parser.set_defaults(
+            {f"monitors.{name}.{key}": value for name, args in MONITOR_DEFAULTS.items() for key, value in args.items()}
+        )
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The Trainer with the enabled monitors added to the config's callbacks (disabled ones left out).
+
+        A config that also lists one of these monitors in ``trainer.callbacks`` (same class, same tracked
+        modules) would log every tag twice: that is refused with a message saying where the settings go.
+        """
+        trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
+        listed = trainer_config.get("callbacks") or []
+        listed = listed if isinstance(listed, list) else [listed]
+        extra = []
+        for key in self._parser(self.subcommand).callback_keys:
+            callback = self._get(self.config_init, key)
+            if not getattr(callback, "enabled", True):
+                continue
+            if any(_same_monitor(cb, callback) for cb in listed):
+                cls = type(callback)
+                raise ValueError(
+                    f"trainer.callbacks lists {cls.__module__}.{cls.__qualname__}, which every fit already gets as "
+                    f"`{key}`: move its init_args under `{key}` in the config (a `monitors:` section) or switch the "
+                    f"attached one off with `--{key}.enabled false`."
+                )
+            extra.append(callback)
+        return self._instantiate_trainer(trainer_config, extra)
+
+
+def _same_monitor(cb: Callback, monitor: Callback) -> bool:
+    """``cb`` duplicates ``monitor``: same class and same checkpoint state key (same tracked modules)."""
+    return type(cb) is type(monitor) and getattr(cb, "enabled", True) and cb.state_key == monitor.state_key
 
 
 #: The base trainer config every run includes (logger, checkpoints, monitoring callbacks); run
@@ -38,7 +100,12 @@ BASE_CONFIGS = [
 ]
 
 #: Commands handled outside LightningCLI, with the module that implements each.
-TOOLS = {"report": "aerogan.report", "export": "aerogan.export", "bench": "aerogan.bench"}
+TOOLS = {
+    "report": "aerogan.report",
+    "export": "aerogan.export",
+    "bench": "aerogan.bench.suite",
+    "product": "aerogan.prediction.product",
+}
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from aerogan.atomic import atomic_output
-from aerogan.inference import load_model
+from aerogan.prediction.api import load_model
 from aerogan.super_resolution import SuperResolution
 
 

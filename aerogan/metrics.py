@@ -4,7 +4,11 @@
 * SAM in degrees, guarded: pixels whose predicted or reference spectrum is all zero are skipped
   (torchmetrics' SAM returns NaN for the whole set when one such pixel exists);
 * RMSE per band (and its band mean), from running sums, so DDP reduction is exact;
-* ERGAS with ``ratio = scale`` (torchmetrics keeps every image: test only).
+* SRE per band (signal-to-reconstruction error, dB, DSen2's metric) from running sums;
+* UIQ (universal image quality index, torchmetrics, running mean over windows);
+* ERGAS with ``ratio = scale`` (torchmetrics keeps every image: test only);
+* consistency of a prediction with its own input: the SR bands block-averaged back to the input grid
+  against the input bands (RMSE per band and SAM), the check that needs no truth (full resolution).
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.image import (
     ErrorRelativeGlobalDimensionlessSynthesis,
     PeakSignalNoiseRatio,
     StructuralSimilarityIndexMeasure,
+    UniversalImageQualityIndex,
 )
 
 
@@ -71,11 +77,81 @@ class BandRMSE(Metric):
         return (self.sq_sum / self.count.clamp_min(1)).sqrt()
 
 
+class SignalToReconstructionError(Metric):
+    """SRE per band, ``10 log10(mean(y_b)^2 / mean((ŷ_b - y_b)^2))`` dB over all pixels seen (DSen2's metric).
+
+    ``compute`` returns the (C,) per-band values; their mean is the figure DSen2 reports. Higher is better;
+    unlike PSNR it is relative to each band's own brightness, so dark bands (B01, B09) count as much as bright.
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, num_bands: int) -> None:
+        super().__init__()
+        self.add_state("target_sum", torch.zeros(num_bands, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("sq_sum", torch.zeros(num_bands, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        t = target.double().transpose(0, 1).flatten(1)
+        d = preds.double().transpose(0, 1).flatten(1) - t
+        self.target_sum += t.sum(1)
+        self.sq_sum += (d * d).sum(1)
+        self.count += t.shape[1]
+
+    def compute(self) -> Tensor:
+        n = self.count.clamp_min(1)
+        mse = (self.sq_sum / n).clamp_min(torch.finfo(torch.float64).tiny)
+        return 10.0 * torch.log10((self.target_sum / n) ** 2 / mse)
+
+
+class Consistency(Metric):
+    """How well an SR output agrees with its own input: ``avg_pool(ŷ, ratio)`` against the input bands.
+
+    Needs no truth, so it scores full-resolution products too: a prediction whose ``ratio x ratio`` block
+    means equal the input has RMSE 0 and SAM 0. ``compute`` returns ``{"rmse": (C,), "sam": degrees}``.
+    """
+
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+
+    def __init__(self, num_bands: int, ratio: int) -> None:
+        super().__init__()
+        if ratio < 1:
+            raise ValueError(f"Consistency: ratio must be an integer >= 1, got {ratio}")
+        self.ratio = int(ratio)
+        self.rmse = BandRMSE(num_bands)
+        self.sam = SpectralAngle()
+
+    def degrade(self, preds: Tensor) -> Tensor:
+        """``preds`` block-averaged by the ratio: the SR bands on the input's grid."""
+        return preds if self.ratio == 1 else F.avg_pool2d(preds.double(), self.ratio)
+
+    def update(self, preds: Tensor, lr: Tensor) -> None:
+        back = self.degrade(preds)
+        if back.shape != lr.shape:
+            raise ValueError(f"Consistency: SR {tuple(preds.shape)} averaged by {self.ratio} is {tuple(back.shape)}, input is {tuple(lr.shape)}")
+        self.rmse.update(back, lr)
+        self.sam.update(back, lr)
+
+    def compute(self) -> dict[str, Tensor]:
+        return {"rmse": self.rmse.compute(), "sam": self.sam.compute()}
+
+    def reset(self) -> None:
+        super().reset()
+        self.rmse.reset()
+        self.sam.reset()
+
+
 def image_metrics(data_range: float, num_bands: int) -> MetricCollection:
-    """PSNR (per image), SSIM and, for more than one band, SAM: the per-step validation set."""
+    """PSNR (per image), SSIM, UIQ and, for more than one band, SAM: the per-step validation set."""
     metrics: dict[str, Metric] = {
         "psnr": PeakSignalNoiseRatio(data_range=data_range, dim=(1, 2, 3), reduction="elementwise_mean"),
         "ssim": StructuralSimilarityIndexMeasure(data_range=data_range),
+        "uiq": UniversalImageQualityIndex(),
     }
     if num_bands > 1:
         metrics["sam"] = SpectralAngle()

@@ -22,6 +22,7 @@ def band_stretch(reference: Tensor, low: float = 0.02, high: float = 0.98) -> tu
 
 
 def _apply(x: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    """Stretch ``x`` (B, C, H, W) band by band to [0, 1] with the (lo, hi) of :func:`band_stretch`."""
     return ((x - lo.view(1, -1, 1, 1)) / (hi - lo).view(1, -1, 1, 1)).clamp(0, 1)
 
 
@@ -33,6 +34,9 @@ def render_panels(lr_up: Tensor, sr: Tensor, hr: Tensor, rgb_bands: list[int], p
     """
     if not (lr_up.shape == sr.shape == hr.shape):
         raise ValueError(f"panel inputs must share a shape, got {tuple(lr_up.shape)}, {tuple(sr.shape)}, {tuple(hr.shape)}")
+    bands = hr.shape[1] if hr.ndim == 4 else 0
+    if len(rgb_bands) != 3 or not all(0 <= int(b) < bands for b in rgb_bands):
+        raise ValueError(f"rgb_bands must be three band indices in [0, {bands}), got {list(rgb_bands)}")
     lr_up, sr, hr = (t.detach().float().cpu() for t in (lr_up, sr, hr))
     comp = [t[:, rgb_bands] for t in (lr_up, sr, hr)]
     lo, hi = band_stretch(comp[2])

@@ -1,4 +1,4 @@
-r"""Epochs-to-converge study: supervised vs adversarially regularized, six generator families (SCIENCE.md §3).
+r"""Epochs-to-converge study: supervised vs adversarially regularized, six generator families (docs/science.md §3).
 
 The talk behind arXiv 2010.00522 reports epochs to convergence for six architectures (e.g. MLP-Deep 391
 supervised vs 55 regularized). Its criterion, data and optimizer are unpublished; this runner measures the same
@@ -8,19 +8,20 @@ kind of table on a real dense task with a criterion fixed *before* training:
   real sample ``../shared/data/sentinel2_l1c_scenes.npy`` (``datamodules.ArrayDataModule``; 2×2 binning to the
   20 m grid of the SWIR bands; scenes 0–2 train, 3 validation, 4 test). The data module is a config entry, so any
   ``SuperResolutionDataModule`` can be swapped in.
-* **Criterion** (:class:`EpochsToThreshold`, a callback in the base config): the first epoch whose validation RMSE
-  (``val/rmse``: per-band RMSE in reflectance, averaged over bands) is at or below a threshold computed from the
-  data at fit start, before any training: ``factor ×`` the validation RMSE of a baseline fitted on the training
-  pixels: ``linear_baseline`` (per-pixel least squares with intercept from the input bands to the targets; the
-  default, factor 1.0: "converged" means "at least as good as the best linear map"), ``mean_baseline`` (the
-  training mean of each target band), or an ``absolute`` value.
+* **Criterion** (:class:`callbacks.EpochsToThreshold`, an ``EarlyStopping`` in the base config): the first epoch
+  whose validation RMSE (``val/rmse``: per-band RMSE in reflectance, averaged over bands) is at or below a
+  threshold computed from the data at fit start, before any training (:func:`datamodules.baselines.baseline_rmse`):
+  ``factor ×`` the validation RMSE of a baseline fitted on the training pixels: ``linear_baseline`` (per-pixel
+  least squares with intercept from the input bands to the targets; the default, factor 1.0: "converged" means
+  "at least as good as the best linear map"), ``mean_baseline`` (the training mean of each target band), or an
+  ``absolute`` value.
 * **Protocol**: the same seed, data, generator optimizer, learning rate, batch and epoch length for both
   objectives; the critic is trained in both runs (so the random streams match), but only the regularized
   generator sees it. A run stops at the threshold; runs that never reach it report ``None`` (shown ``> cap``).
 
 Usage::
 
-    python -m aerogan.study --preset cpu --out runs/study          # about 15 min on 2 CPU cores
+    python -m aerogan.study --preset cpu --out runs/study          # about 6 min on 2 CPU cores
     python -m aerogan.study --preset cpu --out runs/study --architectures mlp_deep cnn_resnet --seeds 0 1
     aerogan report runs/study --out reports/study
 
@@ -35,21 +36,19 @@ import argparse
 import csv
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks.callback import Callback
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-__all__ = ["EpochsToThreshold", "baseline_rmse", "main", "run_study", "summarize"]
+from aerogan.atomic import atomic_output
+from callbacks.epochs_to_threshold import SUMMARY_NAME
 
-SUMMARY_NAME = "study_summary.json"
+__all__ = ["main", "run_study", "summarize"]
+
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "study"
 
 #: Display names of the architectures, in the paper's table order.
@@ -61,7 +60,7 @@ ARCHITECTURES = {
     "cnn_densenet_l2": "CNN-DenseNet-L2",
     "cnn_resnet_avgpool": "CNN-ResNet-AvgPool",
 }
-#: The talk's numbers (SCIENCE.md §3), for the side-by-side table.
+#: The talk's numbers (docs/science.md §3), for the side-by-side table.
 PAPER_EPOCHS = {
     "mlp_deep": (391, 55),
     "cnn_resnet": (215, 41),
@@ -70,187 +69,6 @@ PAPER_EPOCHS = {
     "cnn_densenet_l2": (155, 39),
     "cnn_resnet_avgpool": (109, 29),
 }
-
-
-# ---------------------------------------------------------------------------------------------- baselines
-def _pixels(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input pixels (N, C_in), target pixels (N, C_out)) of a batch on one grid (scale 1) or input upsampled."""
-    x, y = batch["input"].double(), batch["target"].double()
-    if x.shape[-2:] != y.shape[-2:]:
-        x = torch.nn.functional.interpolate(x, size=y.shape[-2:], mode="bicubic", align_corners=False)
-    return x.movedim(1, -1).reshape(-1, x.shape[1]), y.movedim(1, -1).reshape(-1, y.shape[1])
-
-
-def _split_pixels(dm: Any, split: str, max_items: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """All (input, target) pixels of ``split``'s dataset, LR made by the datamodule's own degradation."""
-    if split not in dm.datasets:
-        dm.datasets[split] = dm._make_dataset(split)
-    ds = dm.datasets[split]
-    step = max(1, len(ds) // max_items)
-    xs, ys = [], []
-    for i in range(0, len(ds), step):
-        sample = ds[i]
-        if "image" in sample:
-            batch = dm.make_pair(sample["image"][None], augment=False, randomize=False)
-        else:
-            batch = {"input": sample["input"][None], "target": sample["target"][None]}
-        x, y = _pixels(batch)
-        ok = torch.isfinite(x).all(1) & torch.isfinite(y).all(1)
-        xs.append(x[ok])
-        ys.append(y[ok])
-    return torch.cat(xs), torch.cat(ys)
-
-
-def baseline_rmse(dm: Any) -> dict[str, Any]:
-    """Validation RMSE (per band, then averaged, as ``val/rmse``) of the mean and linear baselines.
-
-    Both are fitted on the training split's pixels (every patch of the training lattice, no augmentation) and
-    evaluated on the validation patches, in the datamodule's physical units.
-    """
-    xt, yt = _split_pixels(dm, "train")
-    xv, yv = _split_pixels(dm, "val")
-    mean = yt.mean(0)
-    mean_band = ((yv - mean) ** 2).mean(0).sqrt()
-    design = torch.cat([xt, torch.ones(len(xt), 1, dtype=xt.dtype)], 1)
-    coef = torch.linalg.lstsq(design, yt).solution
-    pred = torch.cat([xv, torch.ones(len(xv), 1, dtype=xv.dtype)], 1) @ coef
-    lin_band = ((pred - yv) ** 2).mean(0).sqrt()
-    return {
-        "mean_baseline": float(mean_band.mean()),
-        "mean_baseline_per_band": mean_band.tolist(),
-        "linear_baseline": float(lin_band.mean()),
-        "linear_baseline_per_band": lin_band.tolist(),
-        "train_pixels": int(len(xt)),
-        "val_pixels": int(len(xv)),
-    }
-
-
-# ---------------------------------------------------------------------------------------------- callback
-class EpochsToThreshold(Callback):
-    """Record the validation metric every epoch and the first epoch at which it reaches a pre-set threshold.
-
-    The threshold is fixed at fit start from the data alone (see the module docstring); nothing about the run
-    can move it. Writes ``<run folder>/study_summary.json`` at the end of the fit (and after each validation,
-    so an interrupted run still leaves its history).
-
-    Args:
-        monitor: the validation metric (lower is better), ``val/rmse`` for :class:`aerogan.SuperResolution`.
-        rule: ``linear_baseline``, ``mean_baseline`` or ``absolute``.
-        factor: multiplies the baseline RMSE (ignored for ``absolute``).
-        value: the threshold for ``absolute``.
-        stop_on_reach: stop training at the first epoch that reaches the threshold.
-        patience_epochs: after reaching it, keep training this many more epochs (0: stop at once).
-        name / objective: labels stored in the summary (``objective`` defaults to the module's).
-    """
-
-    def __init__(
-        self,
-        monitor: str = "val/rmse",
-        rule: Literal["linear_baseline", "mean_baseline", "absolute"] = "linear_baseline",
-        factor: float = 1.0,
-        value: float | None = None,
-        stop_on_reach: bool = True,
-        patience_epochs: int = 0,
-        name: str | None = None,
-        objective: str | None = None,
-    ) -> None:
-        if rule not in ("linear_baseline", "mean_baseline", "absolute"):
-            raise MisconfigurationException(f"EpochsToThreshold: unknown rule {rule!r}")
-        if rule == "absolute" and (value is None or not value > 0):
-            raise MisconfigurationException("EpochsToThreshold: rule='absolute' needs value > 0")
-        if not factor > 0:
-            raise MisconfigurationException(f"EpochsToThreshold: factor must be > 0, got {factor!r}")
-        self.monitor = monitor
-        self.rule = rule
-        self.factor = float(factor)
-        self.value = value
-        self.stop_on_reach = bool(stop_on_reach)
-        self.patience_epochs = int(patience_epochs)
-        self.name = name
-        self.objective = objective
-        self.threshold: float | None = None
-        self.baselines: dict[str, Any] = {}
-        self.history: list[dict[str, float]] = []
-        self.reached_epoch: int | None = None
-        self._start = 0.0
-
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._start = time.perf_counter()
-        self.history, self.reached_epoch = [], None
-        dm = trainer.datamodule
-        if self.rule != "absolute":
-            if dm is None:
-                raise MisconfigurationException("EpochsToThreshold: a baseline rule needs a datamodule")
-            self.baselines = baseline_rmse(dm)
-            self.threshold = self.factor * float(self.baselines[self.rule])
-        else:
-            self.threshold = float(self.value)  # type: ignore[arg-type]
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or self.threshold is None:
-            return
-        value = trainer.callback_metrics.get(self.monitor)
-        if value is None:
-            raise MisconfigurationException(
-                f"EpochsToThreshold: `{self.monitor}` is not logged by the module"
-            )
-        epoch = trainer.current_epoch + 1  # completed training epochs
-        self.history.append(
-            {"epoch": epoch, "value": float(value), "time_s": time.perf_counter() - self._start}
-        )
-        if self.reached_epoch is None and float(value) <= self.threshold:
-            self.reached_epoch = epoch
-        if (
-            self.stop_on_reach
-            and self.reached_epoch is not None
-            and epoch >= self.reached_epoch + self.patience_epochs
-        ):
-            trainer.should_stop = True
-        self._write(trainer, pl_module)
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._write(trainer, pl_module)
-
-    def summary(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
-        gen = getattr(pl_module, "generator", pl_module)
-        values = [h["value"] for h in self.history]
-        return {
-            "name": self.name,
-            "objective": self.objective or getattr(pl_module, "objective", None),
-            "generator": type(gen).__name__,
-            "generator_params": sum(p.numel() for p in gen.parameters()),
-            "monitor": self.monitor,
-            "rule": self.rule,
-            "factor": self.factor,
-            "threshold": self.threshold,
-            "baselines": self.baselines,
-            "epochs_to_threshold": self.reached_epoch,
-            "epochs_run": self.history[-1]["epoch"] if self.history else 0,
-            "max_epochs": trainer.max_epochs,
-            "best_value": min(values) if values else None,
-            "final_value": values[-1] if values else None,
-            "wall_time_s": time.perf_counter() - self._start,
-            "seed": _seed(),
-            "history": self.history,
-        }
-
-    def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero:
-            return
-        from callbacks._logging import run_folder
-
-        folder = run_folder(trainer)
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, SUMMARY_NAME)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.summary(trainer, pl_module), f, indent=1)
-        os.replace(tmp, path)
-
-
-def _seed() -> int | None:
-    value = os.environ.get("PL_GLOBAL_SEED")
-    return int(value) if value is not None and value.lstrip("-").isdigit() else None
 
 
 # ---------------------------------------------------------------------------------------------- runner
@@ -314,12 +132,13 @@ def run_one(
     path = folder / SUMMARY_NAME
     if not path.is_file():
         raise RuntimeError(
-            f"{run_name}: no {SUMMARY_NAME} in {folder}; is EpochsToThreshold in the config's callbacks?"
+            f"{run_name}: no {SUMMARY_NAME} in {folder}; is callbacks.EpochsToThreshold in the config's trainer.callbacks?"
         )
     summary = json.loads(path.read_text())
     summary.update({"architecture": arch, "objective": objective, "seed": seed, "run_dir": str(folder),
                     "total_time_s": elapsed, "finished": True, "args": args})  # fmt: skip
-    path.write_text(json.dumps(summary, indent=1))
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(summary, indent=1))
     return summary
 
 
@@ -494,14 +313,12 @@ def write_aggregate(
     meta = {k: v for k, v in (preset or {}).items() if not k.startswith("_")} | {
         "preset_file": (preset or {}).get("_path")
     }
-    (out / "study.json").write_text(
-        json.dumps(
-            {"preset": meta, "table": rows, "paired": paired_totals(rows), "runs": list(summaries)}, indent=1
-        )
-    )
+    with atomic_output(out / "study.json") as tmp:
+        runs = {"preset": meta, "table": rows, "paired": paired_totals(rows), "runs": list(summaries)}
+        tmp.write_text(json.dumps(runs, indent=1))
     fields = ["architecture", "objective", "seed", "epochs_to_threshold", "epochs_run", "max_epochs", "threshold",
               "best_value", "final_value", "generator_params", "total_time_s", "run_dir"]  # fmt: skip
-    with open(out / "study.csv", "w", newline="") as f:
+    with atomic_output(out / "study.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         for s in summaries:
@@ -519,7 +336,8 @@ def write_aggregate(
         + paired_sentence(totals)
         + "\n"
     )
-    (out / "study.md").write_text(text)
+    with atomic_output(out / "study.md") as tmp:
+        tmp.write_text(text)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -9,17 +9,16 @@ datamodule at ``setup`` and travel in the checkpoint under ``"aerogan"``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 
-from aerogan.adversarial import AdversarialRegularization, Objective, _default_optimizer
-from aerogan.metrics import BandRMSE, ergas, image_metrics
+from aerogan.adversarial import AdversarialRegularization
+from aerogan.metrics import BandRMSE, Consistency, SignalToReconstructionError, ergas, image_metrics
 from aerogan.normalization import BandNormalizer
 from aerogan.panels import render_panels
 
@@ -30,48 +29,32 @@ class SuperResolution(AdversarialRegularization):
     """Adversarially regularized SR for any band count and integer scale.
 
     Args:
+        generator / critic: the networks f and g.
         num_panels: samples shown in the TensorBoard panel (0 disables panels).
         panel_every_n_epochs: validation epochs between panels.
-        See :class:`AdversarialRegularization` for the others.
+        **kwargs: the other arguments of :class:`AdversarialRegularization` (objective, losses, lambda_adv,
+            n_critic, optimizers, ...), passed on unchanged.
     """
 
     def __init__(
         self,
         generator: nn.Module,
         critic: nn.Module | None = None,
-        objective: Objective = "regularized",
-        supervised_loss: Literal["l1", "mse", "charbonnier", "half_sse"] = "l1",
-        adversarial_loss: Literal["wgan-gp", "wgan", "hinge", "nonsaturating", "lsgan"] = "wgan-gp",
-        lambda_adv: float = 1e-3,
-        gp_weight: float = 10.0,
-        n_critic: int = 5,
-        critic_warmup_steps: int = 0,
-        optimizer_g: OptimizerCallable = _default_optimizer,
-        optimizer_d: OptimizerCallable = _default_optimizer,
-        scheduler_g: LRSchedulerCallable | None = None,
-        scheduler_d: LRSchedulerCallable | None = None,
-        gradient_clip_g: float | None = None,
-        gradient_clip_d: float | None = None,
-        ema_decay: float | None = None,
-        check_finite: bool = True,
-        critic_score_limit: float = 1e4,
         num_panels: int = 4,
         panel_every_n_epochs: int = 1,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            generator=generator, critic=critic, objective=objective, supervised_loss=supervised_loss,
-            adversarial_loss=adversarial_loss, lambda_adv=lambda_adv, gp_weight=gp_weight, n_critic=n_critic,
-            critic_warmup_steps=critic_warmup_steps, optimizer_g=optimizer_g, optimizer_d=optimizer_d,
-            scheduler_g=scheduler_g, scheduler_d=scheduler_d, gradient_clip_g=gradient_clip_g,
-            gradient_clip_d=gradient_clip_d, ema_decay=ema_decay, check_finite=check_finite,
-            critic_score_limit=critic_score_limit,
-        )
+        # jsonargparse follows **kwargs into AdversarialRegularization.__init__, so the CLI and
+        # --print_config list (and validate) every one of its arguments under model.init_args.
+        super().__init__(generator=generator, critic=critic, **kwargs)
         if num_panels < 0 or panel_every_n_epochs < 1:
             raise ValueError(f"model.num_panels ({num_panels}) must be >= 0 and model.panel_every_n_epochs ({panel_every_n_epochs}) >= 1")
         self.num_panels = num_panels
         self.panel_every_n_epochs = panel_every_n_epochs
         self.input_norm = BandNormalizer()
         self.target_norm = BandNormalizer()
+        # one normaliser per guide group of a guided generator (multi-resolution data), finest first
+        self.guide_norms = nn.ModuleList(BandNormalizer() for _ in getattr(generator, "guide_channels", ()))
         self.metadata: dict[str, Any] = {}
         self._metrics_ready = False
         self._baseline_seen: set[str] = set()
@@ -85,6 +68,8 @@ class SuperResolution(AdversarialRegularization):
                 stats = dm.statistics()
                 self.input_norm.set(stats["input_mean"], stats["input_std"])
                 self.target_norm.set(stats["target_mean"], stats["target_std"])
+                for norm, mean, std in zip(self.guide_norms, stats.get("guide_mean", []), stats.get("guide_std", []), strict=True):
+                    norm.set(mean, std)
             names = dm.band_names()
             self.metadata = {
                 "scale": dm.scale,
@@ -95,6 +80,9 @@ class SuperResolution(AdversarialRegularization):
                 "data_range": dm.data_range,
                 "rgb_bands": dm.rgb_bands,
             }
+            if self.guide_norms:
+                self.metadata["guide_band_names"] = dm.guide_band_names()
+                self.metadata["guide_ratios"] = list(dm.guide_ratios)
         if not self.input_norm.initialized:
             raise RuntimeError(
                 "SuperResolution needs band statistics: use a datamodule with statistics() or load a checkpoint"
@@ -105,14 +93,23 @@ class SuperResolution(AdversarialRegularization):
         """Fail before training when the generator cannot map the data's LR patches to its HR patches."""
         p = dm.patch_size
         x = torch.zeros(1, dm.in_channels, p // dm.scale, p // dm.scale, device=self.device)
+        data_guides = list(zip(getattr(dm, "guide_channels", []), getattr(dm, "guide_ratios", []), strict=True))
+        net_guides = list(zip(getattr(self.generator, "guide_channels", ()), getattr(self.generator, "guide_ratios", ()), strict=True))
+        if data_guides != net_guides:
+            raise ValueError(
+                f"the data has guide groups (channels, ratio) {data_guides} but the generator was built for {net_guides}: "
+                "model.generator.guide_channels and guide_ratios must match data.guide_channels and data.guide_ratios "
+                "(the CLI links them from a multi-resolution datamodule; a guided net needs guided data)"
+            )
+        guides = tuple(torch.zeros(1, c, p // r, p // r, device=self.device) for c, r in data_guides)
         was_training = self.generator.training
         self.generator.eval()
         try:
             with torch.no_grad():
-                y = self.generator(x)
+                y = self.generate(x, guides)
             if self.critic is not None:
                 with torch.no_grad():
-                    self.critic(y)  # materialises lazy critics before DDP wraps the model
+                    self.judge(y, guides)  # materialises lazy critics before DDP wraps the model
         except Exception as err:  # noqa: BLE001 - re-raised with the configuration that caused it
             raise ValueError(
                 f"the generator cannot take the data's input (batch of {dm.in_channels} bands, "
@@ -142,6 +139,10 @@ class SuperResolution(AdversarialRegularization):
         scale = int(self.metadata.get("scale", 1))
         self.test_ergas = ergas(scale).to(self.device)
         self.test_baseline_ergas = ergas(scale).to(self.device)
+        for stage in ("val", "test"):
+            setattr(self, f"{stage}_sre", SignalToReconstructionError(nb).to(self.device))
+            setattr(self, f"{stage}_baseline_sre", SignalToReconstructionError(nb).to(self.device))
+            setattr(self, f"{stage}_consistency", Consistency(nb, scale).to(self.device))
         self._metrics_ready = True
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -156,9 +157,23 @@ class SuperResolution(AdversarialRegularization):
     def prepare_batch(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         return self.input_norm(batch["input"]), self.target_norm(batch["target"])
 
-    def super_resolve(self, x: Tensor) -> Tensor:
-        """Physical LR input (B, C_in, h, w) -> physical SR output (B, C_out, h*s, w*s)."""
-        return self.target_norm.inverse(self.inference_generator(self.input_norm(x)))
+    def prepare_guides(self, batch: Mapping[str, Any]) -> tuple[Tensor, ...]:
+        guides = batch.get("guides", ()) if isinstance(batch, Mapping) else ()
+        return self.normalize_guides(guides)
+
+    def normalize_guides(self, guides: Sequence[Tensor]) -> tuple[Tensor, ...]:
+        """Physical guide groups (finest first) in network space; their count must be the generator's."""
+        if len(guides) != len(self.guide_norms):
+            raise ValueError(
+                f"the generator takes {len(self.guide_norms)} guide group(s) "
+                f"({self.metadata.get('guide_band_names', [])}) but {len(guides)} were given"
+            )
+        return tuple(norm(g) for norm, g in zip(self.guide_norms, guides, strict=True))
+
+    def super_resolve(self, x: Tensor, guides: Sequence[Tensor] = ()) -> Tensor:
+        """Physical LR input (B, C_in, h, w) (and guide groups) -> physical SR output (B, C_out, h*s, w*s)."""
+        pred = self.generate(self.input_norm(x), self.normalize_guides(guides), self.inference_generator)
+        return self.target_norm.inverse(pred)
 
     def bicubic(self, x: Tensor) -> Tensor | None:
         """The bicubic baseline of the target bands, or None when they are not among the inputs."""
@@ -172,7 +187,7 @@ class SuperResolution(AdversarialRegularization):
     # ------------------------------------------------------------------ evaluation
     def _evaluate(self, batch: Mapping[str, Tensor], stage: str) -> tuple[Tensor, Tensor | None]:
         x_n, y_n = self.prepare_batch(batch)
-        pred_n = self.inference_generator(x_n)
+        pred_n = self.generate(x_n, self.prepare_guides(batch), self.inference_generator)
         loss = self.pixel_loss(pred_n, y_n)
         self.log(f"{stage}/loss", loss, prog_bar=stage == "val", on_epoch=True, sync_dist=True, batch_size=x_n.shape[0])
         sr = self.target_norm.inverse(pred_n.float())
@@ -180,8 +195,11 @@ class SuperResolution(AdversarialRegularization):
         base = self.bicubic(batch["input"].float())
         getattr(self, f"{stage}_metrics").update(sr, hr)
         getattr(self, f"{stage}_rmse").update(sr, hr)
+        getattr(self, f"{stage}_sre").update(sr, hr)
         if base is not None:
             getattr(self, f"{stage}_baseline").update(base, hr)
+            getattr(self, f"{stage}_baseline_sre").update(base, hr)
+            getattr(self, f"{stage}_consistency").update(sr, batch["input"].float()[:, self.metadata["target_in_input"]])
             self._baseline_seen.add(stage)
         if stage == "test":
             self.test_ergas.update(sr, hr)
@@ -209,7 +227,12 @@ class SuperResolution(AdversarialRegularization):
         names = self.metadata.get("target_band_names") or [f"B{i}" for i in range(rmse.numel())]
         values.update({f"{stage}/rmse/{n}": v for n, v in zip(names, rmse, strict=True)})
         values[f"{stage}/rmse"] = rmse.mean()
+        values[f"{stage}/sre"] = getattr(self, f"{stage}_sre").compute().mean()
         if base_values:
+            values[f"{stage}/sre_bicubic"] = getattr(self, f"{stage}_baseline_sre").compute().mean()
+            consistency = getattr(self, f"{stage}_consistency").compute()
+            values[f"{stage}/consistency_rmse"] = consistency["rmse"].mean()
+            values[f"{stage}/consistency_sam"] = consistency["sam"]
             values.update(base_values)
             values[f"{stage}/psnr_gain"] = values[f"{stage}/psnr"] - base_values[f"{stage}/psnr_bicubic"]
         if stage == "test":
@@ -223,7 +246,7 @@ class SuperResolution(AdversarialRegularization):
         self._reset_metrics(stage)
 
     def _stage_metrics(self, stage: str) -> list[Any]:
-        names = ["metrics", "baseline", "rmse"] + (["ergas", "baseline_ergas", "baseline_rmse"] if stage == "test" else [])
+        names = ["metrics", "baseline", "rmse", "sre", "baseline_sre", "consistency"] + (["ergas", "baseline_ergas", "baseline_rmse"] if stage == "test" else [])
         return [getattr(self, f"{stage}_{n}") for n in names]
 
     def _reset_metrics(self, stage: str) -> None:
@@ -245,9 +268,28 @@ class SuperResolution(AdversarialRegularization):
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")
 
-    def predict_step(self, batch: Mapping[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> Tensor:
-        x = batch["input"] if isinstance(batch, Mapping) else batch
-        return self.super_resolve(x)
+    def predict_step(self, batch: Mapping[str, Tensor] | Tensor, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
+        """Physical SR of ``batch["input"]`` (or of a bare tensor).
+
+        A batch with ``"valid"`` (B, h, w) (the tiles of :mod:`aerogan.prediction`) has its invalid pixels
+        filled first (:meth:`fill_invalid`), the one place where nodata is replaced before the network.
+        """
+        if not isinstance(batch, Mapping):
+            return self.super_resolve(batch)
+        x = batch["input"]
+        if "valid" in batch:
+            x = self.fill_invalid(x, batch["valid"])
+        return self.super_resolve(x, batch.get("guides", ()))
+
+    def fill_invalid(self, x: Tensor, valid: Tensor) -> Tensor:
+        """``x`` (B, C, h, w) with the pixels where ``valid`` (B, h, w) is False set to the input band means.
+
+        After normalisation they are 0, so nodata (or NaN) never feeds extreme values to the generator,
+        whose receptive field would carry them into the valid pixels nearby.
+        """
+        if valid.shape != (x.shape[0], *x.shape[2:]):
+            raise ValueError(f"predict_step: batch['valid'] has shape {tuple(valid.shape)}, expected {(x.shape[0], *x.shape[2:])}")
+        return torch.where(valid[:, None].to(torch.bool), x, self.input_norm.mean.to(x).view(1, -1, 1, 1))
 
     # ------------------------------------------------------------------ panels
     def _tensorboard(self) -> TensorBoardLogger | None:

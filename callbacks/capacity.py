@@ -21,6 +21,7 @@ from typing_extensions import override
 
 from callbacks._layers import WeightLayer, weight_layers
 from callbacks._logging import current_step, log_scalars, validate_int_args, warn_once
+from callbacks.tags import TOTAL, capacity_tag
 
 __all__ = ["CapacityMonitor"]
 
@@ -142,10 +143,10 @@ class CapacityMonitor(Callback):
         spectral, drift_term = torch.stack([self._u0_spectral.to(u.device) * v_frob, drift * v_frob]).tolist()
         sqrt_h = math.sqrt(self._u.num_neurons)
         return {
-            "capacity/u0_spectral_x_v_frob": spectral,
-            "capacity/drift_frob_x_v_frob": drift_term,
-            "capacity/sqrt_h": sqrt_h,
-            "capacity/total": spectral + drift_term + sqrt_h,
+            capacity_tag("u0_spectral_x_v_frob"): spectral,
+            capacity_tag("drift_frob_x_v_frob"): drift_term,
+            capacity_tag("sqrt_h"): sqrt_h,
+            capacity_tag(TOTAL): spectral + drift_term + sqrt_h,
         }
 
     def _log(self, trainer: pl.Trainer) -> None:

@@ -32,10 +32,22 @@ from callbacks._logging import (
     warn_if_no_tensorboard,
     write_histogram,
 )
+from callbacks.tags import (
+    ADVERSARIAL_TERM,
+    NONFINITE_COUNT,
+    SUPERVISED_TERM,
+    TERM_COSINE,
+    TERM_RATIO,
+    TERM_SUM,
+    TOTAL,
+    grad_hist_tag,
+    grad_norm_tag,
+    loss_term_tag,
+)
 
 __all__ = ["GradientNormMonitor"]
 
-_RESERVED_TERM_NAMES = frozenset({"sum", "ratio", "cosine"})
+_RESERVED_TERM_NAMES = frozenset({TERM_SUM, TERM_RATIO, TERM_COSINE})
 
 
 class GradientNormMonitor(Callback):
@@ -56,6 +68,15 @@ class GradientNormMonitor(Callback):
 
     If an optimizer steps several times in one batch (e.g. ``n_critic`` critic steps), only its first step of
     that batch is recorded.
+
+    **Final values.** Whatever the cadence, the end of fit (``on_train_end``) logs the norms of each optimizer's
+    last recorded step (its first step of the last batch it stepped in, at that batch's step) unless that step
+    was already logged; to make this possible the per-parameter norms of every batch are kept on the device
+    (no host transfer) until the next batch replaces them. Entries are not counted on those steps:
+    ``nonfinite_count`` is then 0 when every norm is finite and left out otherwise (the norms are NaN/Inf). If the module has ``loss_terms``, the loss-term
+    analysis also runs once more on the last training batch at the final weights, logged at the final step
+    (the number of batches trained), the step at which :class:`~callbacks.WeightDriftMonitor` logs the drift
+    of the final weights.
 
     **Loss-term gradients (reaction and diffusion).** If the LightningModule defines
     ``loss_terms(batch) -> Mapping[str, Tensor]`` (scalar terms that sum to the generator loss, e.g.
@@ -94,7 +115,9 @@ class GradientNormMonitor(Callback):
             norms are always 2-norms, which the cosine needs.
         loss_terms_every_n_steps: run the loss-term analysis every this many batches; ``0`` disables it.
         log_histograms: also write gradient histograms to TensorBoard (computed on device, written with
-            ``add_histogram_raw``).
+            ``add_histogram_raw``; at the cadence only, not for the final values).
+        enabled: ``False`` turns every hook into a no-op (how ``aerogan fit --monitors.gradient_norm.enabled
+            false`` switches the monitor off).
 
     Raises:
         MisconfigurationException:
@@ -126,6 +149,7 @@ class GradientNormMonitor(Callback):
         norm_type: float = 2.0,
         loss_terms_every_n_steps: int = 100,
         log_histograms: bool = False,
+        enabled: bool = True,
     ) -> None:
         validate_int_args(("every_n_steps", every_n_steps, 1))
         validate_int_args(("loss_terms_every_n_steps", loss_terms_every_n_steps, 0), note=" (0 disables)")
@@ -141,12 +165,17 @@ class GradientNormMonitor(Callback):
         self.norm_type = norm_type
         self.loss_terms_every_n_steps = loss_terms_every_n_steps
         self.log_histograms = bool(log_histograms)
+        self.enabled = bool(enabled)
 
         #: The values most recently computed (all ranks), tag -> float.
         self.last_metrics: dict[str, float] = {}
         self._optimizer_names: dict[int, str] = {}
         self._param_names: dict[int, str] = {}
         self._last_logged: dict[str, int] = {}
+        self._last_seen: dict[str, int] = {}
+        # per optimizer: (step, parameter names, on-device values) of its latest unlogged first step of a batch
+        self._pending: dict[str, tuple[int, list[str], Tensor]] = {}
+        self._last_batch: Any = None
         self._last_terms_step: int | None = None
         self._batches_seen = 0
 
@@ -154,9 +183,12 @@ class GradientNormMonitor(Callback):
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.enabled:
+            return
         self._param_names = {id(p): n for n, p in pl_module.named_parameters()}
         self._name_optimizers(trainer, pl_module)
-        self._last_logged = {}
+        self._last_logged, self._last_seen, self._pending = {}, {}, {}
+        self._last_batch = None
         self._last_terms_step = None
         if self.log_histograms:
             warn_if_no_tensorboard(self, trainer, "gradient histograms")
@@ -165,17 +197,17 @@ class GradientNormMonitor(Callback):
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
-        step = current_step(trainer, self._batches_seen)
-        if not is_due(step, self.every_n_steps):
+        if not self.enabled:
             return
+        step = current_step(trainer, self._batches_seen)
         optimizer = getattr(optimizer, "_optimizer", optimizer)
         name = self._optimizer_names.get(id(optimizer))
         if name is None:  # optimizers were (re)created after fit start
             self._name_optimizers(trainer, pl_module)
             name = self._optimizer_names.get(id(optimizer), f"opt{len(self._optimizer_names)}")
-        if self._last_logged.get(name) == step:
+        if self._last_seen.get(name) == step:  # only the optimizer's first step of a batch
             return
-        self._last_logged[name] = step
+        self._last_seen[name] = step
 
         named = [
             (self._param_names.get(id(p), f"param{i}"), p)
@@ -184,34 +216,53 @@ class GradientNormMonitor(Callback):
         ]
         if not named:
             return
-        metrics = self._optimizer_metrics(name, named)
-        self.last_metrics.update(metrics)
-        log_scalars(trainer, metrics, step)
+        pnames = [n for n, _ in named]
+        if not is_due(step, self.every_n_steps):
+            # norms only (the entry count would cost a pass over every gradient), kept on the device and logged
+            # only if this turns out to be the optimizer's last step of the fit
+            values = self._optimizer_values([p for _, p in named], count_nonfinite=False)
+            self._pending[name] = (step, pnames, values)
+            return
+        self._pending.pop(name, None)
+        self._log_optimizer(trainer, name, pnames, self._optimizer_values([p for _, p in named]), step)
         if self.log_histograms:
             writer = tensorboard_writer(trainer)
             if writer is not None:
                 for pname, p in named:
-                    write_histogram(writer, f"grad_hist/{name}/{pname}", _dense(p.grad), step)
+                    write_histogram(writer, grad_hist_tag(name, pname), _dense(p.grad), step)
 
     @override
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        if not callable(getattr(pl_module, "loss_terms", None)):
+        if not self.enabled or not callable(getattr(pl_module, "loss_terms", None)):
             return
         step = current_step(trainer, self._batches_seen)
-        if not is_due(step, self.loss_terms_every_n_steps) or self._last_terms_step == step:
+        if not is_due(step, self.loss_terms_every_n_steps):
             return
-        self._last_terms_step = step
-        metrics = self.compute_term_gradients(pl_module, batch)
-        self.last_metrics.update(metrics)
-        log_scalars(trainer, metrics, step)
+        self._log_terms(trainer, pl_module, batch, step)
 
     @override
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         self._batches_seen += 1
+        if self.enabled and self.loss_terms_every_n_steps > 0 and callable(getattr(pl_module, "loss_terms", None)):
+            self._last_batch = batch  # for the final loss-term analysis (one batch kept alive)
+
+    @override
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Final values: the last recorded optimizer steps, and the loss terms at the final weights."""
+        if not self.enabled:
+            return
+        for name, (step, pnames, values) in sorted(self._pending.items()):
+            if self._last_logged.get(name) != step:
+                self._log_optimizer(trainer, name, pnames, values, step)
+        self._pending = {}
+        batch, self._last_batch = self._last_batch, None
+        if batch is not None:
+            # runs before the strategy's teardown; every rank computes (lockstep, no collective), rank zero writes
+            self._log_terms(trainer, pl_module, batch, current_step(trainer, self._batches_seen))
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -244,18 +295,45 @@ class GradientNormMonitor(Callback):
             del terms, items
         return self._term_metrics([n for n, _ in named], params, grads)
 
-    def _optimizer_metrics(self, name: str, named: list[tuple[str, Tensor]]) -> dict[str, float]:
-        grads = [_dense(p.grad) for _, p in named]
+    def _log_terms(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, step: int) -> None:
+        if self._last_terms_step == step:
+            return
+        self._last_terms_step = step
+        metrics = self.compute_term_gradients(pl_module, batch)
+        self.last_metrics.update(metrics)
+        log_scalars(trainer, metrics, step)
+
+    @torch.no_grad()
+    def _optimizer_values(self, params: list[Tensor], count_nonfinite: bool = True) -> Tensor:
+        """``[total, nonfinite count, per-parameter norms...]`` of the gradients, on the device (no host sync).
+
+        Without ``count_nonfinite`` the count is NaN (unknown); :meth:`_optimizer_metrics` then derives it.
+        """
+        grads = [_dense(p.grad) for p in params]  # type: ignore[arg-type]
         device = grads[0].device
         norms = torch.stack([_norm(g, self.norm_type).to(device) for g in grads])
         total = torch.linalg.vector_norm(norms, ord=self.norm_type)
-        nonfinite = torch.stack([(~torch.isfinite(g)).sum().to(device) for g in grads]).sum()
-        values = torch.cat([total.view(1), nonfinite.view(1).float(), norms]).tolist()
-        metrics = {f"grad_norm/{name}/total": values[0], f"grad_norm/{name}/nonfinite_count": values[1]}
+        if count_nonfinite:
+            nonfinite = torch.stack([(~torch.isfinite(g)).sum().to(device) for g in grads]).sum().float()
+        else:
+            nonfinite = torch.full((), float("nan"), device=device)
+        return torch.cat([total.view(1), nonfinite.view(1), norms])
+
+    def _log_optimizer(self, trainer: pl.Trainer, name: str, pnames: list[str], values: Tensor, step: int) -> None:
+        self._last_logged[name] = step
+        metrics = self._optimizer_metrics(name, pnames, values.tolist())
+        self.last_metrics.update(metrics)
+        log_scalars(trainer, metrics, step)
+
+    def _optimizer_metrics(self, name: str, pnames: list[str], values: list[float]) -> dict[str, float]:
+        metrics = {grad_norm_tag(name, TOTAL): values[0]}
+        count = values[1]
+        if math.isnan(count) and all(math.isfinite(v) for v in values[2:]):
+            count = 0.0  # uncounted, but a finite norm has no NaN/Inf entry
+        if not math.isnan(count):  # uncounted with a non-finite norm: the NaN/Inf norms show it, no NaN count
+            metrics[grad_norm_tag(name, NONFINITE_COUNT)] = count
         if self.per_layer:
-            metrics.update(
-                {f"grad_norm/{name}/{pname}": v for (pname, _), v in zip(named, values[2:], strict=True)}
-            )
+            metrics.update({grad_norm_tag(name, pname): v for pname, v in zip(pnames, values[2:], strict=True)})
         return metrics
 
     def _term_metrics(
@@ -283,23 +361,23 @@ class GradientNormMonitor(Callback):
 
         metrics: dict[str, float] = {}
         n_terms = len(terms)
-        labels = [*terms, "sum"]
+        labels = [*terms, TERM_SUM]
         totals_sq = [0.0] * (n_terms + 1)
         dot_total = 0.0
         for name, row in zip(names, table, strict=True):
             for j, label in enumerate(labels):
                 totals_sq[j] += row[j] ** 2
                 if self.per_layer:
-                    metrics[f"grad_norm/terms/{label}/{name}"] = row[j]
+                    metrics[loss_term_tag(label, name)] = row[j]
             if pair:
                 dot_total += row[n_terms + 1]
                 if self.per_layer:
                     metrics.update(_pair_metrics(name, row[ia], row[ib], row[n_terms + 1]))
         totals = [math.sqrt(v) for v in totals_sq]
         for j, label in enumerate(labels):
-            metrics[f"grad_norm/terms/{label}/total"] = totals[j]
+            metrics[loss_term_tag(label, TOTAL)] = totals[j]
         if pair:
-            metrics.update(_pair_metrics("total", totals[ia], totals[ib], dot_total))
+            metrics.update(_pair_metrics(TOTAL, totals[ia], totals[ib], dot_total))
         return metrics
 
     def _name_optimizers(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -324,8 +402,8 @@ def _norm(t: Tensor, p: float) -> Tensor:
 
 def _ratio_pair(terms: list[str]) -> tuple[str, str] | None:
     """The two terms compared by ratio/cosine: (supervised, adversarial) if both exist, else the only two."""
-    if "supervised" in terms and "adversarial" in terms:
-        return "supervised", "adversarial"
+    if SUPERVISED_TERM in terms and ADVERSARIAL_TERM in terms:
+        return SUPERVISED_TERM, ADVERSARIAL_TERM
     if len(terms) == 2:
         return terms[0], terms[1]
     return None
@@ -334,9 +412,9 @@ def _ratio_pair(terms: list[str]) -> tuple[str, str] | None:
 def _pair_metrics(name: str, first: float, second: float, dot: float) -> dict[str, float]:
     out = {}
     if first > 0:
-        out[f"grad_norm/terms/ratio/{name}"] = second / first
+        out[loss_term_tag(TERM_RATIO, name)] = second / first
         if second > 0:
-            out[f"grad_norm/terms/cosine/{name}"] = dot / (first * second)
+            out[loss_term_tag(TERM_COSINE, name)] = dot / (first * second)
     return out
 
 

@@ -7,6 +7,7 @@ reader can never disagree on a spelling.
 from __future__ import annotations
 
 GRAD_NORM = "grad_norm"
+GRAD_HIST = "grad_hist"
 WEIGHT_DRIFT = "weight_drift"
 TOPOLOGY = "topology"
 CAPACITY = "capacity"
@@ -15,6 +16,7 @@ THEORY = "theory"
 #: Loss-term labels of the gradient-norm monitor: reaction = supervised term, diffusion = adversarial term.
 SUPERVISED_TERM = "supervised"
 ADVERSARIAL_TERM = "adversarial"
+TERM_SUM = "sum"
 TERM_RATIO = "ratio"
 TERM_COSINE = "cosine"
 TOTAL = "total"
@@ -29,6 +31,11 @@ TOP_NEURONS = "top_neurons"
 def grad_norm_tag(optimizer: str, param: str) -> str:
     """``grad_norm/<optimizer>/<param or total>``: one optimizer's gradient norm."""
     return f"{GRAD_NORM}/{optimizer}/{param}"
+
+
+def grad_hist_tag(optimizer: str, param: str) -> str:
+    """``grad_hist/<optimizer>/<param>``: histogram of one parameter's gradient (TensorBoard only)."""
+    return f"{GRAD_HIST}/{optimizer}/{param}"
 
 
 def loss_term_tag(term: str, param: str) -> str:

@@ -2,7 +2,7 @@ r"""
 Two-Layer Theory Monitor
 ========================
 
-The quantities of Rout's two-layer theory (ML4PS 2020, SCIENCE.md §2) measured on the *whole* training set, with
+The quantities of Rout's two-layer theory (ML4PS 2020, docs/science.md §2) measured on the *whole* training set, with
 the theorems' reference curves next to them.
 
 Notation: ``f(x) = V σ(U x)/√(d_out m)`` (the generator's ``hidden`` = U, ``output`` = V), critic
@@ -67,6 +67,7 @@ from torch import Tensor, nn
 from typing_extensions import override
 
 from callbacks._logging import append_table, current_step, log_scalars
+from callbacks.tags import theory_tag
 
 __all__ = ["COLUMNS", "TABLE_NAME", "TwoLayerTheoryMonitor", "gram_finite", "gram_infinite"]
 
@@ -361,7 +362,7 @@ class TwoLayerTheoryMonitor(Callback):
         self.history.append(row)
         skip = {"epoch", "step", "n", "m", "d_in", "d_out"}
         log_scalars(
-            trainer, {f"theory/{k}": v for k, v in row.items() if k not in skip and math.isfinite(v)}, step
+            trainer, {theory_tag(k): v for k, v in row.items() if k not in skip and math.isfinite(v)}, step
         )
         if self.write_table:
             append_table(trainer, TABLE_NAME, COLUMNS, [[_fmt(row[c]) for c in COLUMNS]])

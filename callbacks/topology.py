@@ -30,6 +30,7 @@ from callbacks._logging import (
     warn_if_no_tensorboard,
     warn_once,
 )
+from callbacks.tags import topology_tag
 from callbacks.weight_drift import WeightDriftMonitor
 
 __all__ = ["TopologySnapshot"]
@@ -77,6 +78,8 @@ class TopologySnapshot(Callback):
         max_neurons: number of neurons drawn as tiles (the first ones, so pictures are comparable over time).
         embedding: draw the PCA embedding.
         modules: names of submodules whose Linear/convolution layers are drawn; ``None`` selects automatically.
+        enabled: ``False`` turns every hook into a no-op: no images, no ``topology/`` folder (how ``aerogan fit
+            --monitors.topology.enabled false`` switches the monitor off).
 
     Raises:
         MisconfigurationException:
@@ -98,6 +101,7 @@ class TopologySnapshot(Callback):
         max_neurons: int = 64,
         embedding: bool = True,
         modules: list[str] | None = None,
+        enabled: bool = True,
     ) -> None:
         validate_int_args(("every_n_epochs", every_n_epochs, 1), ("top_k", top_k, 0), ("max_neurons", max_neurons, 1))
         self.modules = validate_modules_arg(modules, type(self).__name__)
@@ -105,6 +109,7 @@ class TopologySnapshot(Callback):
         self.top_k = top_k
         self.max_neurons = max_neurons
         self.embedding = bool(embedding)
+        self.enabled = bool(enabled)
 
         #: Paths written by the last snapshot (rank zero).
         self.last_files: list[str] = []
@@ -124,6 +129,9 @@ class TopologySnapshot(Callback):
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.enabled:
+            self._layers = {}
+            return
         all_layers = weight_layers(pl_module, None)
         self._layers = self._select(pl_module, all_layers)
         if not self._layers:
@@ -202,7 +210,7 @@ class TopologySnapshot(Callback):
 
     def _snapshot(self, trainer: pl.Trainer, epoch: int) -> None:
         step = current_step(trainer, self._batches_seen)
-        if self._last_step == step or not self._layers:
+        if not self.enabled or self._last_step == step or not self._layers:
             return
         self._last_step = step
         if not trainer.is_global_zero:  # drawing is rank zero's job; nothing collective happens here
@@ -227,7 +235,7 @@ class TopologySnapshot(Callback):
                 self.last_files.append(path)
                 if writer is not None:
                     writer.add_image(
-                        f"topology/{name}/{fig_name}", image, global_step=step, dataformats="HWC"
+                        topology_tag(name, fig_name), image, global_step=step, dataformats="HWC"
                     )
             npz = os.path.join(folder, f"{name}_epoch{epoch:04d}.npz")
             arrays = {k: v for k, v in data.items() if isinstance(v, np.ndarray) and k != "tiles"}

@@ -31,6 +31,7 @@ from callbacks._logging import (
     warn_once,
     write_histogram,
 )
+from callbacks.tags import FROBENIUS, NONFINITE_COUNT, PER_NEURON, TOP_NEURONS, weight_drift_tag
 
 __all__ = ["WeightDriftMonitor"]
 
@@ -70,6 +71,11 @@ class WeightDriftMonitor(Callback):
     ``trainer.default_root_dir``. ``step`` is the number of batches trained so far and ``epoch`` the number of
     completed training epochs (at an early stop inside an epoch: the index of that epoch).
 
+    **Final values.** At the end of training (``on_train_end``, whatever the cadence) the scalars and the
+    histogram are logged once more for the final weights, at the final step (the number of batches trained),
+    unless that exact step was already logged; the table gets its final row block at the same step. So even a
+    run shorter than ``every_n_steps`` ends with the drift of its last weights.
+
     All ranks compute the scalars (no collectives: weights are identical across DDP ranks); only rank zero
     writes scalars, histograms, text and the table.
 
@@ -81,6 +87,8 @@ class WeightDriftMonitor(Callback):
         table_every_n_epochs: write the table every this many epochs (and always at the end of training).
         modules: names of the submodules to track (each entry selects that module and everything under it);
             ``None`` tracks every weight layer.
+        enabled: ``False`` turns every hook into a no-op (how ``aerogan fit --monitors.weight_drift.enabled
+            false`` switches the monitor off).
 
     Raises:
         MisconfigurationException:
@@ -104,6 +112,7 @@ class WeightDriftMonitor(Callback):
         write_table: bool = True,
         table_every_n_epochs: int = 1,
         modules: list[str] | None = None,
+        enabled: bool = True,
     ) -> None:
         validate_int_args(
             ("every_n_steps", every_n_steps, 1), ("top_k", top_k, 0), ("table_every_n_epochs", table_every_n_epochs, 1)
@@ -114,6 +123,7 @@ class WeightDriftMonitor(Callback):
         self.histogram = bool(histogram)
         self.write_table = bool(write_table)
         self.table_every_n_epochs = table_every_n_epochs
+        self.enabled = bool(enabled)
 
         #: The scalars most recently computed (all ranks), tag -> float.
         self.last_metrics: dict[str, float] = {}
@@ -154,6 +164,9 @@ class WeightDriftMonitor(Callback):
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.enabled:
+            self._layers = {}
+            return
         self._layers = weight_layers(pl_module, self.modules, owner=type(self).__name__)
         if not self._layers:
             warn_once(self, "no_layers", f"{type(self).__name__}: no Linear/Conv weight layer to track.")
@@ -169,18 +182,8 @@ class WeightDriftMonitor(Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         step = current_step(trainer, self._batches_seen)
-        if not self._layers or not is_due(step, self.every_n_steps) or self._last_step == step:
-            return
-        self._last_step = step
-        drifts = self.per_neuron_drift()
-        metrics = self._summaries(drifts)
-        self.last_metrics = metrics
-        log_scalars(trainer, metrics, step)
-        if self.histogram:
-            writer = tensorboard_writer(trainer)
-            if writer is not None:
-                for name, drift in drifts.items():
-                    write_histogram(writer, f"weight_drift/{name}/per_neuron", drift, step)
+        if is_due(step, self.every_n_steps):
+            self._log_drift(trainer, step)
 
     @override
     def on_train_batch_end(
@@ -197,6 +200,7 @@ class WeightDriftMonitor(Callback):
     @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # on_train_end runs before the strategy's teardown moves the model to the CPU
+        self._log_drift(trainer, current_step(trainer, self._batches_seen))  # the final weights
         self._write_table(trainer, trainer.current_epoch)  # completed epochs (or the one stopped in)
 
     @override
@@ -216,6 +220,21 @@ class WeightDriftMonitor(Callback):
 
     # ------------------------------------------------------------------ internals
 
+    def _log_drift(self, trainer: pl.Trainer, step: int) -> None:
+        """Scalars (all ranks compute, rank zero writes) and histograms of the drift at ``step``, once per step."""
+        if not self._layers or self._last_step == step:
+            return
+        self._last_step = step
+        drifts = self.per_neuron_drift()
+        metrics = self._summaries(drifts)
+        self.last_metrics = metrics
+        log_scalars(trainer, metrics, step)
+        if self.histogram:
+            writer = tensorboard_writer(trainer)
+            if writer is not None:
+                for name, drift in drifts.items():
+                    write_histogram(writer, weight_drift_tag(name, PER_NEURON), drift, step)
+
     def _reference_on_device(self, name: str, layer: WeightLayer) -> Tensor:
         ref = self._theta0[name]
         if ref.device != layer.param.device:
@@ -234,13 +253,10 @@ class WeightDriftMonitor(Callback):
             nonfinite = (~torch.isfinite(layer.param.detach())).sum().float().to(drift.device)
             relative = torch.where(norm0 > 0, frob / norm0, torch.full_like(frob, float("nan")))
             parts.append(torch.stack([frob, relative, drift.max(), drift.mean(), nonfinite]))
-            keys += [
-                f"weight_drift/{name}/{s}"
-                for s in ("frobenius", "relative", "max", "mean", "nonfinite_count")
-            ]
+            keys += [weight_drift_tag(name, s) for s in (FROBENIUS, "relative", "max", "mean", NONFINITE_COUNT)]
             if k:
                 parts.append(torch.topk(drift, k).values)
-                keys += [f"weight_drift/{name}/top{i + 1}" for i in range(k)]
+                keys += [weight_drift_tag(name, f"top{i + 1}") for i in range(k)]
         if not parts:
             return {}
         device = parts[0].device
@@ -265,4 +281,4 @@ class WeightDriftMonitor(Callback):
                 text = ", ".join(
                     f"u_{j}: {v:.3g}" for v, j in zip(top.values.tolist(), top.indices.tolist(), strict=True)
                 )
-                tb.add_text(f"weight_drift/{name}/top_neurons", text, global_step=step)
+                tb.add_text(weight_drift_tag(name, TOP_NEURONS), text, global_step=step)

@@ -4,6 +4,7 @@ from datamodules.arrays import ArrayDataModule
 from datamodules.degradation import Degradation
 from datamodules.digits import DigitsDataModule
 from datamodules.geotiff import GeoTiffDataModule
+from datamodules.multires import MultiResolutionDataModule as MultiResolutionDataModule
 from datamodules.super_resolution import SuperResolutionDataModule
 from datamodules.synthetic import SyntheticDataModule
 

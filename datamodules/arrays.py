@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from datamodules.scenes import OutputDtype, OutputSpec, PredictScene, SceneDataModule
-from datamodules.sources import ArraySource, Layout
-from datamodules.windows import Box, SplitAxis
+from aerogan.prediction.plan import OutputSpec, PredictScene
+from aerogan.prediction.sources import ArraySource, Layout
+from datamodules.scenes import SceneDataModule
+from datamodules.windows import Box
 
 
 def load_array(path: str | Path, label: str = "path") -> np.ndarray:
@@ -66,7 +67,10 @@ class ArrayDataModule(SceneDataModule):
         bin_factor / bin_origin: average ``f x f`` blocks starting at (row, col) ``bin_origin`` on read.
         val_scenes / test_scenes: hold out whole scenes by index instead of spatial blocks.
         predict_path: a ``.npy`` of scenes to super-resolve (same layout and bands; default: this array).
-        See :class:`~datamodules.scenes.SceneDataModule` for the others.
+        **kwargs: forwarded to :class:`~datamodules.scenes.SceneDataModule` (splits, sampling, statistics,
+            prediction tiles and outputs, ``input_bands`` / ``target_bands``) and on to
+            :class:`~datamodules.super_resolution.SuperResolutionDataModule` (``scale``, ``patch_size``,
+            ``batch_size``, degradation, ...).
     """
 
     def __init__(
@@ -81,43 +85,9 @@ class ArrayDataModule(SceneDataModule):
         val_scenes: list[int] | None = None,
         test_scenes: list[int] | None = None,
         predict_path: str | None = None,
-        scale: int = 2,
-        patch_size: int = 64,
-        input_bands: list[int | str] | None = None,
-        target_bands: list[int | str] | None = None,
-        batch_size: int = 16,
-        num_workers: int = 0,
-        augment: bool = True,
-        blur_sigma: float = 0.5,
-        sigma_jitter: float = 0.0,
-        noise_std: float = 0.0,
-        rgb_bands: list[int] | None = None,
-        data_range: float | None = None,
-        val_fraction: float = 0.15,
-        test_fraction: float = 0.15,
-        split_axis: SplitAxis = "auto",
-        split_order: list[str] | None = None,
-        split_gap: int | None = None,
-        sample_stride: int | None = None,
-        samples_per_epoch: int = 1024,
-        seed: int = 0,
-        band_statistics: dict[str, list[float]] | None = None,
-        stats_cache_dir: str | None = None,
-        tile: int = 256,
-        overlap: int | None = None,
-        output_dir: str = "runs/predictions",
-        output_dtype: OutputDtype = "float32",
-        predict_batch_size: int | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            scale=scale, patch_size=patch_size, input_bands=input_bands, target_bands=target_bands,
-            batch_size=batch_size, num_workers=num_workers, augment=augment, blur_sigma=blur_sigma,
-            sigma_jitter=sigma_jitter, noise_std=noise_std, rgb_bands=rgb_bands, data_range=data_range,
-            val_fraction=val_fraction, test_fraction=test_fraction, split_axis=split_axis, split_order=split_order, split_gap=split_gap,
-            sample_stride=sample_stride, samples_per_epoch=samples_per_epoch, seed=seed,
-            band_statistics=band_statistics, stats_cache_dir=stats_cache_dir, tile=tile, overlap=overlap,
-            output_dir=output_dir, output_dtype=output_dtype, predict_batch_size=predict_batch_size,
-        )
+        super().__init__(**kwargs)
         if (path is None) == (array is None):
             raise ValueError("ArrayDataModule needs exactly one of data.path (a .npy file) and array (in memory)")
         self.layout = layout

@@ -1,4 +1,4 @@
-r"""Small digit-classification subsets for the two-layer theory ("theory mode", SCIENCE.md §1.2, §2).
+r"""Small digit-classification subsets for the two-layer theory ("theory mode", docs/science.md §1, §2).
 
 Inputs are flattened images, normalised to ``‖x‖ = 1`` as the theory assumes; targets are one-hot label
 vectors (``d_out = 10``), so a generator ``f: R^{d_in} → R^{10}`` and a critic on ``R^{10}`` compare predicted

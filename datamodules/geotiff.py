@@ -18,15 +18,17 @@ import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from datamodules.scenes import OutputDtype, OutputSpec, PredictScene, SceneDataModule
-from datamodules.sources import RasterSource, band_sums, combine_sums
-from datamodules.windows import Box, CellGrid, SplitAxis
+from aerogan.prediction.plan import OutputSpec, PredictScene
+from aerogan.prediction.sources import RasterSource
+from datamodules.scenes import SceneDataModule
+from datamodules.sources import band_sums, combine_sums
+from datamodules.windows import Box, CellGrid
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 
@@ -89,10 +91,11 @@ class GeoTiffDataModule(SceneDataModule):
         nodata: nodata value overriding the files' own (default: each file's).
         lr_resampling: resampling of LR windows that do not fall on whole LR pixels (paired mode).
         in_memory: keep whole files in memory (default: files under 256 MB as float32).
-        input_bands / target_bands: 0-based band indices or band descriptions (names); in paired mode,
-            input bands index the LR files and target bands the HR files.
-        See :class:`~datamodules.scenes.SceneDataModule` and
-        :class:`~datamodules.super_resolution.SuperResolutionDataModule` for the others.
+        **kwargs: forwarded to :class:`~datamodules.scenes.SceneDataModule` (splits, sampling, statistics,
+            prediction tiles and outputs; ``input_bands`` / ``target_bands`` as indices or band descriptions,
+            in paired mode input bands index the LR files and target bands the HR files) and on to
+            :class:`~datamodules.super_resolution.SuperResolutionDataModule` (``scale``, ``patch_size``,
+            ``batch_size``, degradation, ...).
     """
 
     def __init__(
@@ -103,43 +106,9 @@ class GeoTiffDataModule(SceneDataModule):
         nodata: float | None = None,
         lr_resampling: Resampling = "bilinear",
         in_memory: bool | None = None,
-        scale: int = 2,
-        patch_size: int = 64,
-        input_bands: list[int | str] | None = None,
-        target_bands: list[int | str] | None = None,
-        batch_size: int = 16,
-        num_workers: int = 0,
-        augment: bool = True,
-        blur_sigma: float = 0.5,
-        sigma_jitter: float = 0.0,
-        noise_std: float = 0.0,
-        rgb_bands: list[int] | None = None,
-        data_range: float | None = None,
-        val_fraction: float = 0.15,
-        test_fraction: float = 0.15,
-        split_axis: SplitAxis = "auto",
-        split_order: list[str] | None = None,
-        split_gap: int | None = None,
-        sample_stride: int | None = None,
-        samples_per_epoch: int = 1024,
-        seed: int = 0,
-        band_statistics: dict[str, list[float]] | None = None,
-        stats_cache_dir: str | None = None,
-        tile: int = 256,
-        overlap: int | None = None,
-        output_dir: str = "runs/predictions",
-        output_dtype: OutputDtype = "float32",
-        predict_batch_size: int | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            scale=scale, patch_size=patch_size, input_bands=input_bands, target_bands=target_bands,
-            batch_size=batch_size, num_workers=num_workers, augment=augment, blur_sigma=blur_sigma,
-            sigma_jitter=sigma_jitter, noise_std=noise_std, rgb_bands=rgb_bands, data_range=data_range,
-            val_fraction=val_fraction, test_fraction=test_fraction, split_axis=split_axis, split_order=split_order, split_gap=split_gap,
-            sample_stride=sample_stride, samples_per_epoch=samples_per_epoch, seed=seed,
-            band_statistics=band_statistics, stats_cache_dir=stats_cache_dir, tile=tile, overlap=overlap,
-            output_dir=output_dir, output_dtype=output_dtype, predict_batch_size=predict_batch_size,
-        )
+        super().__init__(**kwargs)
         if paths is None and predict_paths is None:
             raise ValueError("GeoTiffDataModule needs data.paths (training scenes) or data.predict_paths (scenes to super-resolve)")
         self.nodata = nodata

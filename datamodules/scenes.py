@@ -5,10 +5,13 @@ coarse validity grid is built once per scene by windowed reads); evaluation: a f
 non-overlapping patches inside the held-out blocks; LR synthesised on the fly by the base class, or
 read from a co-registered LR sensor (paired mode, see :mod:`datamodules.geotiff`).
 
-Prediction: whole scenes of any size, cut into overlapping tiles grouped in *strips* (one row of
-tiles); strips are spread over ranks in contiguous runs and written back by
-:class:`aerogan.prediction_writer.ScenePredictionWriter`, which this module adds to the trainer's
-callbacks when none is configured. Memory is bounded by a strip, not by the scene.
+Prediction: the datamodule only says *what* to predict (:meth:`SceneDataModule.prediction_plan`: the
+scenes, their input bands and output files) and serves the plan's tiles; tiling, blending and writing
+live in :mod:`aerogan.prediction`, whose :class:`~aerogan.prediction.writer.ScenePredictionWriter` this
+module adds to the trainer's callbacks when none is configured. Memory is bounded by a strip of tiles.
+
+Exact resume: the training patches of an epoch depend only on (``seed``, epoch), the epoch coming
+from Lightning's ``set_epoch`` (:class:`RandomPatchSampler`).
 """
 
 from __future__ import annotations
@@ -16,29 +19,33 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from datamodules.sources import Layout, SceneSource, band_sums, combine_sums
+from aerogan.prediction.overlap import seamless_overlap
+from aerogan.prediction.plan import OutputDtype, OutputSpec, PredictionPlan, PredictScene, make_plan
+from aerogan.prediction.sources import SceneSource, resolve_band_names
+from aerogan.prediction.tiles import PredictTiles, tile_loader
+from aerogan.prediction.writer import ScenePredictionWriter
+from datamodules.sources import band_sums, combine_sums
 from datamodules.super_resolution import SuperResolutionDataModule
-from datamodules.windows import Box, CellGrid, SplitAxis, TileGrid, partition_strips, split_regions
+from datamodules.windows import Box, CellGrid, SplitAxis, split_regions
 
-OutputDtype = Literal["float32", "input"]
 SPLITS = ("train", "val", "test")
 
 
 # ---------------------------------------------------------------------------------------------- patches
 class RandomPatchSampler(Sampler[int]):
-    """``num_samples`` indices drawn with replacement, a new draw each epoch, the same on every rank.
+    """``num_samples`` indices drawn with replacement from (``seed``, epoch), the same on every rank.
 
-    Draws come from a generator seeded by ``seed`` and the epoch count, so runs are reproducible and
-    DDP ranks agree (Lightning wraps this sampler in a ``DistributedSamplerWrapper`` that splits it).
+    Lightning calls :meth:`set_epoch` before every training epoch, also after a resume, so a resumed run
+    draws the patches the uninterrupted run draws (iterating never advances the epoch). Under DDP
+    Lightning wraps this sampler in a ``DistributedSamplerWrapper``, which forwards ``set_epoch`` to it
+    and splits the one draw among the ranks.
     """
 
     def __init__(self, num_items: int, num_samples: int, seed: int) -> None:
@@ -47,12 +54,14 @@ class RandomPatchSampler(Sampler[int]):
         self.seed = seed
         self.epoch = 0
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
     def __len__(self) -> int:
         return self.num_samples
 
     def __iter__(self) -> Iterator[int]:
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        self.epoch += 1
         yield from torch.randint(0, self.num_items, (self.num_samples,), generator=gen).tolist()
 
 
@@ -86,120 +95,6 @@ class PatchDataset(Dataset):
         return {"input": torch.from_numpy(np.ascontiguousarray(self.pair.read(s, r, c, p))), "target": hr}
 
 
-# ---------------------------------------------------------------------------------------------- prediction plan
-@dataclass
-class OutputSpec:
-    """One output file of a prediction run (input geometry; the writer derives the output's)."""
-
-    path: Path
-    format: Literal["GTiff", "npy"]
-    height: int
-    width: int
-    input_dtype: str = "float32"
-    input_nodata: float | None = None
-    crs: Any = None
-    transform: Any = None
-    num_scenes: int = 1
-    stacked: bool = False
-    layout: Layout = "channels_first"
-    source_name: str = ""
-
-
-@dataclass
-class PredictScene:
-    """One scene to super-resolve: its reader, the input bands, and where its output goes."""
-
-    source: SceneSource
-    bands: list[int]
-    output: int
-    index: int = 0
-
-
-@dataclass
-class PredictionPlan:
-    scenes: list[PredictScene]
-    outputs: list[OutputSpec]
-    grids: list[TileGrid]
-    scale: int
-    tile: int
-    overlap: int
-    output_dtype: OutputDtype = "float32"
-
-    def strips_for(self, world: int, rank: int) -> list[tuple[int, int, bool]]:
-        return partition_strips([g.num_strips for g in self.grids], self.grids, world, rank)
-
-
-def make_plan(scenes: list[PredictScene], outputs: list[OutputSpec], scale: int, tile: int, overlap: int, output_dtype: OutputDtype = "float32") -> PredictionPlan:
-    grids = [TileGrid(sc.source.height, sc.source.width, tile, overlap) for sc in scenes]
-    return PredictionPlan(scenes, outputs, grids, scale, tile, overlap, output_dtype)
-
-
-class PredictTiles(Dataset):
-    """Chunks of at most ``chunk`` tiles of one strip, pre-stacked (load with ``batch_size=None``).
-
-    Item: ``{"input": (B, C, th, tw) float32, "valid": (B, th, tw) bool, "scene", "strip", "first"
-    (index of the first tile column), "nonfinite" (NaN/inf pixels among those this chunk finishes)}``.
-    """
-
-    def __init__(self, plan: PredictionPlan, chunk: int) -> None:
-        self.plan = plan
-        self.items: list[tuple[int, int, int, int]] = []
-        self._index: dict[tuple[int, int], list[int]] = {}
-        for s, grid in enumerate(plan.grids):
-            n = len(grid.col_starts)
-            for j in range(grid.num_strips):
-                ids = []
-                for i0 in range(0, n, chunk):
-                    ids.append(len(self.items))
-                    self.items.append((s, j, i0, min(i0 + chunk, n)))
-                self._index[(s, j)] = ids
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def indices_for(self, strips: Sequence[tuple[int, int, bool]]) -> list[int]:
-        return [i for s, j, _ in strips for i in self._index[(s, j)]]
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        s, j, i0, i1 = self.items[index]
-        scene, grid = self.plan.scenes[s], self.plan.grids[s]
-        th, tw = grid.tile_h, grid.tile_w
-        r = grid.row_starts[j]
-        cols = grid.col_starts[i0:i1]
-        c0, c1 = cols[0], cols[-1] + tw
-        block = scene.source.read(r, c0, th, c1 - c0, scene.bands)
-        invalid, nonfinite = scene.source.invalid(block, r, c0)
-        x = np.stack([block[:, :, c - c0 : c - c0 + tw] for c in cols])
-        valid = np.stack([~invalid[:, c - c0 : c - c0 + tw] for c in cols])
-        # NaN/inf pixels among the rows and columns this chunk finishes (each counted once per scene)
-        a, b = grid.strip_rows_done(j)
-        own0 = 0 if i0 == 0 else grid.col_starts[i0]
-        own1 = grid.width if i1 == len(grid.col_starts) else grid.col_starts[i1]
-        count = int(nonfinite[a - r : b - r, own0 - c0 : own1 - c0].sum())
-        return {
-            "input": torch.from_numpy(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)),
-            "valid": torch.from_numpy(valid),
-            "scene": s,
-            "strip": j,
-            "first": i0,
-            "nonfinite": count,
-        }
-
-
-class RankStripSampler(DistributedSampler):
-    """The item indices of one rank's strips, in order (a ``DistributedSampler`` so Lightning keeps it)."""
-
-    def __init__(self, dataset: PredictTiles, indices: list[int], num_replicas: int, rank: int) -> None:
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
-        self.indices = indices
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
 # ---------------------------------------------------------------------------------------------- datamodule
 class SceneDataModule(SuperResolutionDataModule):
     """Patches from real scenes with spatial splits, cached statistics and tiled whole-scene prediction.
@@ -208,7 +103,8 @@ class SceneDataModule(SuperResolutionDataModule):
     implement :meth:`_predict_plan_inputs`; paired subclasses also set ``self.pair`` and override the
     ``_pair_*`` hooks.
 
-    Args (besides :class:`SuperResolutionDataModule`'s):
+    Args:
+        input_bands / target_bands: 0-based band indices or band names (the files' band descriptions).
         val_fraction / test_fraction: share of each scene held out (whole blocks along ``split_axis``).
         split_axis: ``rows`` (horizontal blocks), ``cols`` (vertical blocks) or ``auto`` (across the longer side).
         split_order: blocks along the axis, e.g. ``[train, val, train, test, train]`` to keep the held-out
@@ -228,6 +124,9 @@ class SceneDataModule(SuperResolutionDataModule):
         output_dir: folder of the predicted scenes.
         output_dtype: ``float32`` (default) or ``input`` (the input's dtype, rounded and clipped).
         predict_batch_size: tiles per prediction batch (default: ``batch_size``).
+        **kwargs: forwarded to :class:`~datamodules.super_resolution.SuperResolutionDataModule` (``scale``,
+            ``patch_size``, ``batch_size``, ``num_workers``, ``augment``, ``blur_sigma``, ``sigma_jitter``,
+            ``noise_std``, ``rgb_bands``, ``data_range``).
     """
 
     sources: list[SceneSource]
@@ -236,18 +135,8 @@ class SceneDataModule(SuperResolutionDataModule):
 
     def __init__(
         self,
-        scale: int = 2,
-        patch_size: int = 64,
         input_bands: list[int | str] | None = None,
         target_bands: list[int | str] | None = None,
-        batch_size: int = 16,
-        num_workers: int = 0,
-        augment: bool = True,
-        blur_sigma: float = 0.5,
-        sigma_jitter: float = 0.0,
-        noise_std: float = 0.0,
-        rgb_bands: list[int] | None = None,
-        data_range: float | None = None,
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
         split_axis: SplitAxis = "auto",
@@ -263,12 +152,11 @@ class SceneDataModule(SuperResolutionDataModule):
         output_dir: str = "runs/predictions",
         output_dtype: OutputDtype = "float32",
         predict_batch_size: int | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            scale=scale, patch_size=patch_size, input_bands=None, target_bands=None, batch_size=batch_size,
-            num_workers=num_workers, augment=augment, blur_sigma=blur_sigma, sigma_jitter=sigma_jitter,
-            noise_std=noise_std, rgb_bands=rgb_bands, data_range=data_range,
-        )
+        # band names are resolved against the files once they are open (see _resolve_bands)
+        super().__init__(input_bands=None, target_bands=None, **kwargs)
+        scale, patch_size = self.scale, self.patch_size
         self._band_args = (list(input_bands) if input_bands is not None else None, list(target_bands) if target_bands is not None else None)
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
@@ -294,7 +182,7 @@ class SceneDataModule(SuperResolutionDataModule):
         if output_dtype not in ("float32", "input"):
             raise ValueError(f"data.output_dtype={output_dtype!r} must be 'float32' or 'input'")
         self.output_dtype: OutputDtype = output_dtype
-        self.predict_batch_size = predict_batch_size or batch_size
+        self.predict_batch_size = predict_batch_size or self.batch_size
         self._grids: dict[int, CellGrid] = {}
         self._sums: dict[int, dict[str, Any]] = {}
         self._plan: PredictionPlan | None = None
@@ -307,28 +195,8 @@ class SceneDataModule(SuperResolutionDataModule):
     def _target_descriptions(self) -> tuple[list[str | None], str]:
         return self.sources[0].descriptions, self.sources[0].name
 
-    @staticmethod
-    def resolve_band_names(bands: Sequence[int | str], descriptions: Sequence[str | None], label: str, name: str) -> list[int]:
-        """Map band names (file band descriptions) to 0-based indices; ints pass through."""
-        out: list[int] = []
-        for b in bands:
-            if isinstance(b, bool):
-                raise ValueError(f"data.{label}: {b!r} is not a band index or name")
-            if isinstance(b, int):
-                out.append(b)
-                continue
-            if isinstance(b, str) and b.strip().lstrip("-").isdigit():
-                out.append(int(b))
-                continue
-            matches = [i for i, d in enumerate(descriptions) if d == b] or [
-                i for i, d in enumerate(descriptions) if d is not None and d.lower() == str(b).lower()
-            ]
-            if not matches:
-                available = [d for d in descriptions if d]
-                hint = f"available band descriptions: {available}" if available else "the file has no band descriptions; use 0-based band indices"
-                raise ValueError(f"{name}: data.{label} names band {b!r}, which the file does not have ({hint})")
-            out.append(matches[0])
-        return out
+    #: band names (file descriptions) to 0-based indices, see :func:`aerogan.prediction.sources.resolve_band_names`
+    resolve_band_names = staticmethod(resolve_band_names)
 
     def _resolve_bands(self) -> None:
         inputs, targets = self._band_args
@@ -467,18 +335,20 @@ class SceneDataModule(SuperResolutionDataModule):
         ds = self.datasets[split]
         common = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
         if shuffle:
+            # patches depend on (seed, epoch) only; the loader's generator is seeded too, else creating each
+            # epoch's iterator draws from the global generator and shifts later draws after a resume
+            # (see datamodules/sampling.py)
             sampler = RandomPatchSampler(len(ds), self.samples_per_epoch, self.seed)
-            return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, drop_last=self.samples_per_epoch > self.batch_size, **common)
+            return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, drop_last=self.samples_per_epoch > self.batch_size,
+                              generator=torch.Generator().manual_seed(self.seed), **common)
         return DataLoader(ds, batch_size=self.batch_size, shuffle=False, **common)
 
     def predict_dataloader(self) -> DataLoader:
+        """This rank's chunks of tiles of :meth:`prediction_plan` (one chunk per batch)."""
         if "predict" not in self.datasets:
             self.datasets["predict"] = self._make_dataset("predict")
-        ds = self.datasets["predict"]
         world, rank = self._world()
-        indices = ds.indices_for(ds.plan.strips_for(world, rank))
-        sampler = RankStripSampler(ds, indices, world, rank)
-        return DataLoader(ds, batch_size=None, sampler=sampler, num_workers=self.num_workers)
+        return tile_loader(self.datasets["predict"], world, rank, self.num_workers)
 
     def _world(self) -> tuple[int, int]:
         trainer = self._trainer_or_none()
@@ -492,33 +362,20 @@ class SceneDataModule(SuperResolutionDataModule):
         return getattr(self, "trainer", None)
 
     def setup(self, stage: str) -> None:
+        """Training splits as the base class; ``predict`` only makes sure a scene writer is attached.
+
+        The tiles are built lazily by :meth:`predict_dataloader`, after the writer has fixed the plan
+        (it measures the overlap on the model when ``data.overlap`` is null).
+        """
         if stage == "predict":
             self._ensure_writer()
+            return
         super().setup(stage)
 
     def _ensure_writer(self) -> None:
-        from aerogan.prediction_writer import ScenePredictionWriter
-
-        # chunks come pre-batched (batch_size=None), so Lightning cannot list batch indices: expected
-        warnings.filterwarnings("ignore", message=".*Couldn't infer the batch indices.*")
         trainer = self._trainer_or_none()
         if trainer is not None and not any(isinstance(cb, ScenePredictionWriter) for cb in trainer.callbacks):
             trainer.callbacks.append(ScenePredictionWriter())
-
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        if "valid" in batch:  # prediction chunk: fill nodata with the model's input mean (0 after normalisation)
-            batch = dict(batch)
-            batch["input"] = fill_invalid(batch["input"], batch["valid"], self._fill_values(batch["input"]))
-            return batch
-        return super().on_after_batch_transfer(batch, dataloader_idx)
-
-    def _fill_values(self, x: Tensor) -> Tensor:
-        trainer = self._trainer_or_none()
-        model = getattr(trainer, "lightning_module", None) if trainer is not None else None
-        norm = getattr(model, "input_norm", None)
-        if norm is not None and norm.initialized and norm.mean.numel() == x.shape[1]:
-            return norm.mean.to(x)
-        return torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
 
     # ------------------------------------------------------------------ statistics
     def scene_sums(self, index: int) -> dict[str, Any]:
@@ -571,27 +428,19 @@ class SceneDataModule(SuperResolutionDataModule):
     def _predict_plan_inputs(self) -> tuple[list[PredictScene], list[OutputSpec]]:
         raise NotImplementedError
 
-    def _prediction_overlap(self) -> int:
-        """``overlap``, or (when null) the smallest seamless one for the model being run."""
-        if self.overlap is not None:
-            return self.overlap
-        module = self.trainer.lightning_module if self.trainer is not None else None
-        generator = getattr(module, "inference_generator", None)
-        if generator is None:
-            raise ValueError("data.overlap is null (measure it from the model), but no model is attached; set data.overlap")
-        # imported here so that datamodules stay importable without aerogan
-        from aerogan.nets.receptive_field import seamless_overlap
+    def prediction_plan(self, generator: nn.Module | None = None) -> PredictionPlan:
+        """The scenes to super-resolve, their tilings and outputs (built once).
 
-        return seamless_overlap(generator, self.in_channels, self.scale, self.tile)
-
-    def prediction_plan(self) -> PredictionPlan:
-        """The scenes to super-resolve, their tilings and outputs (built once)."""
+        ``generator``: the network to measure the seamless overlap on when ``data.overlap`` is null
+        (:func:`aerogan.prediction.overlap.seamless_overlap`); :class:`ScenePredictionWriter` passes the model's.
+        """
         if self._plan is None:
+            overlap = self.overlap
+            if overlap is None:
+                if generator is None:
+                    raise ValueError("data.overlap is null (measured on the model's generator), but no generator was given; "
+                                     "set data.overlap or predict through ScenePredictionWriter")
+                overlap = seamless_overlap(generator, self.in_channels, self.scale, self.tile)
             scenes, outputs = self._predict_plan_inputs()
-            self._plan = make_plan(scenes, outputs, self.scale, self.tile, self._prediction_overlap(), self.output_dtype)
+            self._plan = make_plan(scenes, outputs, self.scale, self.tile, overlap, self.output_dtype)
         return self._plan
-
-
-def fill_invalid(x: Tensor, valid: Tensor, fill: Tensor) -> Tensor:
-    """Replace invalid pixels of ``x`` (B, C, H, W) by ``fill`` (C,) where ``valid`` (B, H, W) is False."""
-    return torch.where(valid[:, None], x, fill.to(x).view(1, -1, 1, 1))

@@ -12,6 +12,7 @@ machine and every DDP rank.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -152,7 +153,7 @@ class SyntheticDataModule(SuperResolutionDataModule):
         num_train_scenes / num_val_scenes / num_test_scenes: scenes per split.
         samples_per_epoch: random training crops per epoch.
         seed: seed of everything generated.
-        **See** :class:`SuperResolutionDataModule` for the remaining arguments.
+        **kwargs: the arguments of :class:`SuperResolutionDataModule` (scale, patch_size, bands, batch_size, ...).
     """
 
     def __init__(
@@ -164,28 +165,14 @@ class SyntheticDataModule(SuperResolutionDataModule):
         num_test_scenes: int = 2,
         samples_per_epoch: int = 512,
         seed: int = 0,
-        scale: int = 2,
-        patch_size: int = 64,
-        input_bands: list[int] | None = None,
-        target_bands: list[int] | None = None,
-        batch_size: int = 16,
-        num_workers: int = 0,
-        augment: bool = True,
-        blur_sigma: float = 0.5,
-        sigma_jitter: float = 0.0,
-        noise_std: float = 0.0,
-        rgb_bands: list[int] | None = None,
-        data_range: float | None = None,
+        **kwargs: Any,
     ) -> None:
         if num_bands < 1:
             raise ValueError(f"data.num_bands must be >= 1, got {num_bands}")
-        if patch_size > scene_size:
-            raise ValueError(f"data.patch_size={patch_size} is larger than data.scene_size={scene_size}")
-        super().__init__(
-            scale=scale, patch_size=patch_size, input_bands=input_bands, target_bands=target_bands,
-            batch_size=batch_size, num_workers=num_workers, augment=augment, blur_sigma=blur_sigma,
-            sigma_jitter=sigma_jitter, noise_std=noise_std, rgb_bands=rgb_bands, data_range=data_range,
-        )
+        # jsonargparse follows **kwargs into SuperResolutionDataModule.__init__ (scale, patch_size, bands, ...)
+        super().__init__(**kwargs)
+        if self.patch_size > scene_size:
+            raise ValueError(f"data.patch_size={self.patch_size} is larger than data.scene_size={scene_size}")
         self.num_bands = num_bands
         self.scene_size = scene_size
         self.num_scenes = {"train": num_train_scenes, "val": num_val_scenes, "test": num_test_scenes, "predict": num_test_scenes}

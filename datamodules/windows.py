@@ -1,22 +1,19 @@
-"""Window geometry shared by the scene datamodules and tiled prediction.
+"""Window geometry of training on real scenes: split blocks and patch validity.
 
-Everything here is pure NumPy bookkeeping on pixel coordinates (no I/O):
+Everything here is pure NumPy bookkeeping on pixel coordinates (no I/O); the tiling of whole scenes
+for prediction lives in :mod:`aerogan.prediction.plan`:
 
 * :func:`split_regions`: a scene cut into whole train / val / test blocks along one axis, with a gap
   between blocks so that no patch (and little of its receptive field) is shared across splits;
 * :class:`CellGrid`: the scene's validity on a coarse grid of ``cell``-pixel cells, filled strip by
   strip from windowed reads, answering "which patch positions contain no nodata?" in O(1) each
-  through a summed-area table (memory ~ scene / cell², not scene size);
-* :class:`TileGrid`, :func:`blend_weights`, :func:`partition_strips`: the tiling of whole scenes for
-  prediction (overlapping tiles, feathered blending without seams, strips of tiles distributed over
-  ranks so that every rank writes finished, disjoint rows).
+  through a summed-area table (memory ~ scene / cell², not scene size).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -32,19 +29,6 @@ class Box(NamedTuple):
     col0: int
     row1: int
     col1: int
-
-    @property
-    def height(self) -> int:
-        return self.row1 - self.row0
-
-    @property
-    def width(self) -> int:
-        return self.col1 - self.col0
-
-    def intersect(self, other: Box) -> Box:
-        r0, c0 = max(self.row0, other.row0), max(self.col0, other.col0)
-        r1, c1 = min(self.row1, other.row1), min(self.col1, other.col1)
-        return Box(r0, c0, max(r0, r1), max(c0, c1))
 
 
 # ---------------------------------------------------------------------------------------------- splits
@@ -146,15 +130,6 @@ class CellGrid:
         self.invalid[(rows + row0) // self.cell, cols // self.cell] = True
         self._sat = None
 
-    def mark_box(self, box: Box) -> None:
-        """Mark every cell touching ``box`` (pixel coordinates; clipped to the scene) as invalid."""
-        r0, c0 = max(box.row0, 0) // self.cell, max(box.col0, 0) // self.cell
-        r1 = math.ceil(min(box.row1, self.height) / self.cell)
-        c1 = math.ceil(min(box.col1, self.width) / self.cell)
-        if r1 > r0 and c1 > c0:
-            self.invalid[r0:r1, c0:c1] = True
-            self._sat = None
-
     def keep_only(self, box: Box) -> None:
         """Mark every cell not entirely inside ``box`` as invalid."""
         keep = np.zeros_like(self.invalid)
@@ -220,105 +195,3 @@ class CellGrid:
                 taken[i : i + k, j : j + k] = True
                 keep.append((r, c))
         return np.array(keep, dtype=np.int64).reshape(-1, 2)
-
-
-# ---------------------------------------------------------------------------------------------- tiling
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of size ``min(tile, length)`` covering ``[0, length)`` with >= ``overlap`` shared."""
-    if length <= tile:
-        return [0]
-    stride = tile - overlap
-    starts = list(range(0, length - tile, stride))
-    starts.append(length - tile)
-    return starts
-
-
-def blend_weights(length: int, ramp_start: bool, ramp_end: bool, overlap: int) -> np.ndarray:
-    """1-D blending weights of a tile of ``length`` output pixels.
-
-    On a side shared with a neighbouring tile (``ramp_start``/``ramp_end``), the outer quarter of the
-    ``overlap`` gets weight 0 (discarded: the border effects of zero padding live there) and the next
-    half rises as a raised cosine to 1; the rest is 1. Neighbours share at least ``overlap`` pixels, so
-    every pixel keeps a positive total weight. Blending is ``sum(w * tile) / sum(w)``.
-    """
-    w = np.ones(length, dtype=np.float64)
-    if overlap <= 0:
-        return w.astype(np.float32)
-    margin = overlap // 4
-    ramp = max(overlap - 2 * margin, 1)
-    rise = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
-    prof = np.concatenate([np.zeros(margin), rise])[:length]
-    if ramp_start:
-        w[: prof.size] = np.minimum(w[: prof.size], prof)
-    if ramp_end:
-        w[length - prof.size :] = np.minimum(w[length - prof.size :], prof[::-1])
-    return w.astype(np.float32)
-
-
-@dataclass
-class TileGrid:
-    """Overlapping tiles covering one ``height x width`` input scene (input pixels)."""
-
-    height: int
-    width: int
-    tile: int
-    overlap: int
-    row_starts: list[int] = field(init=False)
-    col_starts: list[int] = field(init=False)
-
-    def __post_init__(self) -> None:
-        if self.tile < 1 or not 0 <= self.overlap < self.tile:
-            raise ValueError(f"tile={self.tile} must be >= 1 and overlap={self.overlap} in [0, tile)")
-        if self.overlap > self.tile // 2:
-            raise ValueError(f"overlap={self.overlap} must be at most half the tile ({self.tile})")
-        self.row_starts = tile_starts(self.height, self.tile, self.overlap)
-        self.col_starts = tile_starts(self.width, self.tile, self.overlap)
-
-    @property
-    def tile_h(self) -> int:
-        return min(self.tile, self.height)
-
-    @property
-    def tile_w(self) -> int:
-        return min(self.tile, self.width)
-
-    @property
-    def num_strips(self) -> int:
-        return len(self.row_starts)
-
-    def strip_rows_done(self, strip: int) -> tuple[int, int]:
-        """Input rows ``[a, b)`` complete once strips ``0..strip`` are blended (no later strip reaches them)."""
-        a = 0 if strip == 0 else self.row_starts[strip]
-        b = self.row_starts[strip + 1] if strip + 1 < self.num_strips else self.height
-        return a, b
-
-    def predecessors(self, strip: int) -> list[int]:
-        """Earlier strips that contribute to the rows finished by ``strip``."""
-        r = self.row_starts[strip]
-        return [k for k in range(strip) if self.row_starts[k] + self.tile_h > r]
-
-    def row_weights(self, strip: int, scale: int) -> np.ndarray:
-        r = self.row_starts[strip]
-        return blend_weights(self.tile_h * scale, r > 0, r + self.tile_h < self.height, self.overlap * scale)
-
-    def col_weights(self, index: int, scale: int) -> np.ndarray:
-        c = self.col_starts[index]
-        return blend_weights(self.tile_w * scale, c > 0, c + self.tile_w < self.width, self.overlap * scale)
-
-
-def partition_strips(strips_per_scene: list[int], grids: list[TileGrid], world: int, rank: int) -> list[tuple[int, int, bool]]:
-    """The (scene, strip, owned) list that ``rank`` of ``world`` computes, in order.
-
-    All strips of all scenes are split into ``world`` contiguous runs; a rank *owns* (writes) the rows
-    finished by its run, and also computes, without writing, the earlier strips that overlap its first
-    owned strip, so that its rows come out fully blended and no cross-rank summation is needed.
-    """
-    flat = [(s, j) for s, n in enumerate(strips_per_scene) for j in range(n)]
-    lo, hi = len(flat) * rank // world, len(flat) * (rank + 1) // world
-    owned = flat[lo:hi]
-    out: list[tuple[int, int, bool]] = []
-    for i, (s, j) in enumerate(owned):
-        if i == 0 or owned[i - 1][0] != s:  # first owned strip of this scene on this rank
-            out.extend((s, k, False) for k in grids[s].predecessors(j))
-        out.append((s, j, True))
-    return out

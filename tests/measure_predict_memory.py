@@ -2,7 +2,7 @@
 
 Each measurement runs in a fresh process: it builds a small SRResNet, records its resident memory,
 super-resolves a synthetic GeoTIFF x2 (through ``Trainer.predict`` with a ``GeoTiffDataModule``, as
-``aerogan predict`` does, or through :func:`aerogan.inference.super_resolve_file`), and reports the
+``aerogan predict`` does, or through :func:`aerogan.prediction.super_resolve_file`), and reports the
 peak resident memory above that baseline (``ru_maxrss``) and the peak of Python/NumPy allocations
 (``tracemalloc``; torch's own buffers are not traced).
 
@@ -38,8 +38,8 @@ def child(path: str, tile: int, overlap: int, mode: str) -> None:
     import torch
 
     from aerogan import SuperResolution
-    from aerogan.inference import super_resolve_file
     from aerogan.nets import SRResNet
+    from aerogan.prediction import super_resolve_file
     from datamodules import GeoTiffDataModule
 
     torch.set_num_threads(1)

@@ -8,6 +8,7 @@ from functools import partial
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.loggers import Logger
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -144,7 +145,7 @@ def test_warmup_trains_only_the_critic(tmp_path) -> None:
 
 def test_wgan_gp_logs_penalty_and_wasserstein(tmp_path) -> None:
     m = make_module("regularized", adversarial_loss="wgan-gp")
-    trainer = L.Trainer(max_epochs=1, limit_train_batches=2, logger=False, enable_checkpointing=False,
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=2, logger=False, enable_checkpointing=False, log_every_n_steps=1,
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
     trainer.fit(m, DataLoader(Pairs(n=8), batch_size=4))
     logged = trainer.logged_metrics
@@ -181,3 +182,82 @@ def test_supervised_without_critic_trains(tmp_path) -> None:
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
     trainer.fit(m, DataLoader(Pairs(n=8), batch_size=4))
     assert not torch.equal(w0, m.generator.weight)
+
+
+class RecordingLogger(Logger):
+    """Keeps every ``log_metrics`` call as (step, {name: float})."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[tuple[int, dict[str, float]]] = []
+
+    @property
+    def name(self) -> str:
+        return "recording"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.records.append((int(step), {k: float(v) for k, v in metrics.items() if k.startswith("train/")}))
+
+
+def _logged_run(tmp_path, every: int, batches: int = 7) -> tuple[list[tuple[int, dict[str, float]]], int]:
+    m = make_module("regularized", adversarial_loss="wgan-gp", n_critic=2)
+    calls = []
+    original = m.log_dict
+    m.log_dict = lambda *a, **k: (calls.append(1), original(*a, **k))[1]
+    logger = RecordingLogger()
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=batches, logger=logger, log_every_n_steps=every,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path)
+    torch.manual_seed(0)
+    trainer.fit(m, DataLoader(Pairs(n=4 * batches), batch_size=4))
+    return [(step, values) for step, values in logger.records if values], len(calls)
+
+
+def test_diagnostics_are_logged_at_the_logger_cadence_with_the_same_values_and_steps(tmp_path) -> None:
+    """Logged every log_every_n_steps batches only, and identical to a per-batch run at those batches."""
+    every_batch, calls_1 = _logged_run(tmp_path / "a", every=1)
+    every_third, calls_3 = _logged_run(tmp_path / "b", every=3)
+    assert [step for step, _ in every_batch] == list(range(7))
+    assert [step for step, _ in every_third] == [2, 5]  # the logger's own steps: batches 3 and 6
+    assert calls_1 == 7 and calls_3 == 2  # the diagnostics are not even computed in between
+    reference = dict(every_batch)
+    keys = {"train/critic_real", "train/critic_fake", "train/wasserstein", "train/gradient_penalty", "train/critic_loss",
+            "train/supervised", "train/adversarial", "train/generator_loss", "train/loss"}
+    for step, values in every_third:
+        assert set(values) == keys
+        assert values == reference[step]
+
+
+def test_warmup_logs_the_supervised_loss_as_the_main_loss(tmp_path) -> None:
+    m = make_module("regularized", critic_warmup_steps=5)
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=2, logger=False, enable_checkpointing=False, log_every_n_steps=1,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(m, DataLoader(Pairs(n=8), batch_size=4))
+    logged = trainer.logged_metrics
+    assert "train/generator_loss" not in logged and "train/adversarial" not in logged
+    torch.testing.assert_close(logged["train/loss"], logged["train/supervised"])
+
+
+def test_batches_seen_survives_a_restore_without_reading_the_buffer_every_step(tmp_path) -> None:
+    """The warm-up counts batches across a resume: the host copy is re-read from the restored buffer."""
+    m = make_module("regularized", critic_warmup_steps=3)
+    kw = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+              default_root_dir=tmp_path)
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=2, **kw)
+    trainer.fit(m, DataLoader(Pairs(n=8), batch_size=4))
+    ckpt = tmp_path / "two.ckpt"
+    trainer.save_checkpoint(ckpt)
+    gen_before = copy.deepcopy(m.generator.state_dict())
+    resumed = make_module("regularized", critic_warmup_steps=3)
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=2, **kw)
+    trainer.fit(resumed, DataLoader(Pairs(n=8), batch_size=4), ckpt_path=ckpt)
+    assert int(resumed.batches_seen) == 4
+    # batch 2 (the third) was still warm-up, batch 3 trained the generator
+    assert any(not torch.equal(v, resumed.generator.state_dict()[k]) for k, v in gen_before.items())

@@ -1,4 +1,4 @@
-"""The benchmark suite (``python -m aerogan.bench``, issue 7): it runs, writes what it promises, and its plain
+"""The benchmark suite (``python -m aerogan.bench``): it runs, writes what it promises, and its plain
 PyTorch reference does exactly the aerogan step's computation. No timing is asserted (shared machines)."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def quick_results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
     """One quick CPU run of the whole suite, in-process: (returned results, JSON file)."""
-    from aerogan.bench import run
+    from aerogan.bench.suite import run
 
     out = tmp_path_factory.mktemp("bench") / "results.json"
     results = run(["--quick", "--out", str(out)])

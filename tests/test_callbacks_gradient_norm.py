@@ -44,7 +44,8 @@ def test_gan_tags_steps_and_values(tmp_path) -> None:
     assert trainer.global_step == 12
     assert logger.steps("grad_norm/generator/total") == list(range(6))
     assert logger.steps("grad_norm/critic/total") == list(range(6))
-    assert logger.steps("grad_norm/terms/supervised/total") == list(range(6))
+    # the loss-term analysis runs before each batch, and once more at the end of fit on the final weights (step 6)
+    assert logger.steps("grad_norm/terms/supervised/total") == list(range(7))
 
     # values against the gradients the module saw, per optimizer, never mixing the other network's gradients
     assert len(model.seen) == 12
@@ -164,10 +165,10 @@ def test_cadence_names_and_generic_terms(tmp_path) -> None:
     trainer.fit(TermsBoring())
 
     # BoringModel's single optimizer trains its child `layer`
-    assert logger.steps("grad_norm/layer/total") == [0, 3, 6, 9]
-    assert logger.steps("grad_norm/terms/a/total") == [0, 4, 8]
+    assert logger.steps("grad_norm/layer/total") == [0, 3, 6, 9]  # the last batch (9) was due anyway
+    assert logger.steps("grad_norm/terms/a/total") == [0, 4, 8, 10]  # + the final weights after 10 batches
     assert not any(t.startswith("grad_norm/layer/layer.") for t in logger.tags())  # per_layer=False
-    for step in (0, 4, 8):
+    for step in (0, 4, 8, 10):
         assert logger.values("grad_norm/terms/ratio/total")[step] == pytest.approx(0.5)
         assert logger.values("grad_norm/terms/cosine/total")[step] == pytest.approx(1.0)
         assert logger.values("grad_norm/terms/sum/total")[step] == pytest.approx(

@@ -107,8 +107,9 @@ def test_tensorboard_tags_of_all_callbacks(tmp_path) -> None:
     assert {"topology/net.0/tiles", "topology/net.0/top_drift", "topology/net.0/embedding"} <= set(
         tags["images"]
     )
-    assert [e.step for e in events.Scalars("grad_norm/net/total")] == [0, 2]
-    assert [e.step for e in events.Scalars("weight_drift/net.0/frobenius")] == [0, 2]
+    # cadence steps, plus the final values: the last batch's gradients (3), the final weights' drift (4)
+    assert [e.step for e in events.Scalars("grad_norm/net/total")] == [0, 2, 3]
+    assert [e.step for e in events.Scalars("weight_drift/net.0/frobenius")] == [0, 2, 4]
     assert [e.step for e in events.Images("topology/net.0/tiles")] == [0, 2, 4]
     assert (tmp_path / "tb" / "version_0" / "weight_drift.csv").is_file()
 

@@ -14,7 +14,7 @@ import torch
 
 import datamodules.sources as sources_mod
 from datamodules import GeoTiffDataModule
-from datamodules.windows import TileGrid, blend_weights, partition_strips, split_regions
+from datamodules.windows import split_regions
 from tests.data.geotiffs import block_mean, smooth_scene, write_geotiff
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -215,28 +215,6 @@ def test_paired_crs_mismatch_and_no_overlap(tmp_path: Path) -> None:
         GeoTiffDataModule(paths=[str(hr)], lr_paths=[str(far)], patch_size=8)
 
 
-# ------------------------------------------------------------------------------------- tiling geometry
-def test_tiling_blends_to_full_weight_and_ranks_cover_rows_once() -> None:
-    grid = TileGrid(150, 170, 64, 32)
-    total = np.zeros((150 * 2, 170 * 2))
-    for j, r in enumerate(grid.row_starts):
-        for i, c in enumerate(grid.col_starts):
-            w = grid.row_weights(j, 2)[:, None] * grid.col_weights(i, 2)[None]
-            total[r * 2 : (r + 64) * 2, c * 2 : (c + 64) * 2] += w
-    assert total.min() > 0.05
-    w = blend_weights(40, True, True, 16)
-    assert (w[:4] == 0).all() and (w[-4:] == 0).all() and w[20] == 1
-    grids = [TileGrid(150, 170, 64, 32), TileGrid(50, 20, 64, 32)]
-    for world in (1, 2, 3, 5):
-        rows = {0: [], 1: []}
-        for rank in range(world):
-            for s, j, own in partition_strips([g.num_strips for g in grids], grids, world, rank):
-                if own:
-                    a, b = grids[s].strip_rows_done(j)
-                    rows[s].extend(range(a, b))
-        assert sorted(rows[0]) == list(range(150)) and sorted(rows[1]) == list(range(50))
-
-
 # ------------------------------------------------------------------------------------- the real Landsat sample
 @pytest.mark.skipif(not LANDSAT.is_file(), reason=f"real sample not found at {LANDSAT}")
 def test_landsat_sample(tmp_path: Path) -> None:
@@ -257,3 +235,24 @@ def test_landsat_sample(tmp_path: Path) -> None:
     # the shared folder is read-only: the cache went to the cache folder
     assert sorted(p.name for p in SHARED_DATA.iterdir()) == before
     assert list((tmp_path / "cache").glob("landsat7_rgb_byte.tif.*.aerogan-stats.json"))
+
+
+# ------------------------------------------------------------------------------------- one signature
+def test_cli_resolves_the_forwarded_base_arguments(run_cli, capsys: pytest.CaptureFixture[str]) -> None:
+    """GeoTiffDataModule forwards **kwargs to its bases; LightningCLI still lists, types and checks them."""
+    import yaml
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "landsat7_x2.yaml"
+    with pytest.raises(SystemExit) as done:
+        run_cli("fit", "--config", config, "--data.init_args.blur_sigma", "0.3", "--data.init_args.tile", "128", "--print_config")
+    assert done.value.code in (0, None)
+    data = yaml.safe_load(capsys.readouterr().out)["data"]["init_args"]
+    assert data["blur_sigma"] == 0.3 and data["tile"] == 128  # base and scene arguments from the command line
+    assert data["patch_size"] == 48 and data["batch_size"] == 16 and data["rgb_bands"] == [2, 1, 0]  # from the config
+    assert {"scale", "num_workers", "augment", "sigma_jitter", "noise_std", "data_range", "seed"} <= set(data)
+    with pytest.raises(SystemExit):
+        run_cli("fit", "--config", config, "--data.init_args.batch_sise", "4", "--print_config")
+    assert "batch_sise" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_cli("fit", "--config", config, "--data.init_args.blur_sigma", "blurry", "--print_config")
+    assert "blur_sigma" in capsys.readouterr().err

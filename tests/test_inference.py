@@ -1,4 +1,4 @@
-"""Whole-scene prediction: seamless tiling, georeferencing, nodata, atomic writes, ranks, CLI fit -> predict."""
+"""Whole-scene prediction end to end: seamless tiling, georeferencing, nodata, atomic writes, ranks, CLI fit -> predict."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ import rasterio
 import torch
 
 from aerogan import SuperResolution
-from aerogan.inference import load_model, run_plan, super_resolve_array, super_resolve_file
+from aerogan.inference import load_model, super_resolve_array, super_resolve_file
 from aerogan.nets import SRResNet
-from aerogan.prediction_writer import GeoTiffSink, PredictionRun, assemble_parts
+from aerogan.prediction import GeoTiffSink, PredictionRun, PredictTiles, assemble_parts, run_plan
 from datamodules import ArrayDataModule, GeoTiffDataModule
-from datamodules.scenes import PredictTiles, fill_invalid
 from tests.data.geotiffs import smooth_scene, write_geotiff
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -124,7 +123,7 @@ def test_ranks_write_disjoint_rows_that_assemble_to_the_single_rank_output(tmp_p
         for i in tiles.indices_for(plan.strips_for(world, rank)):
             item = tiles[i]
             with torch.no_grad():
-                y = model.super_resolve(fill_invalid(item["input"], item["valid"], model.input_norm.mean)).numpy()
+                y = model.predict_step(item, i).numpy()
             run.add(item["scene"], item["strip"], item["first"], y, item["valid"].numpy())
         run.commit()
     assert len(list((tmp_path / "multi").glob(".*.part.npy"))) == world
@@ -248,33 +247,3 @@ def test_two_process_ddp_predict_matches_single_process(tmp_path: Path) -> None:
     with rasterio.open(tmp_path / "one" / "scene_x2.tif") as a, rasterio.open(tmp_path / "two" / "scene_x2.tif") as b:
         np.testing.assert_array_equal(a.read(), b.read())
         assert a.profile == b.profile
-
-
-def test_measured_overlap_covers_the_receptive_radius() -> None:
-    """The measured radius of a conv stack is exact, and the default overlap makes tiling seamless."""
-    from aerogan.nets import SRResNet
-    from aerogan.nets.receptive_field import receptive_radius, seamless_overlap
-
-    torch.manual_seed(0)
-    stack = torch.nn.Sequential(*[torch.nn.Conv2d(2, 2, 3, padding=1) for _ in range(5)])
-    assert receptive_radius(stack, in_channels=2, scale=1) == 5  # five 3x3 convs
-    net = SRResNet(3, 3, 2, num_features=8, num_blocks=4)  # head, 8 block convs, body = 10 convs before the x2 upsampler
-    radius = receptive_radius(net, in_channels=3, scale=2)
-    assert 11 <= radius <= 13
-    overlap = seamless_overlap(net, 3, 2, tile=128)
-    assert overlap // 4 >= radius and overlap % 8 == 0
-    with pytest.warns(UserWarning, match="receptive radius"):
-        assert seamless_overlap(net, 3, 2, tile=32) == 16
-
-    with torch.no_grad():  # a net whose far pixels matter (the 0.1-scaled init hides seams behind the skip)
-        for p in net.parameters():
-            p.mul_(12.0)
-    model = _model()
-    model.generator = net.eval()
-    x = np.random.default_rng(0).random((3, 200, 180), dtype=np.float32)
-    whole = model.super_resolve(torch.from_numpy(x)[None]).detach()[0].numpy()
-    tiled = super_resolve_array(model, x, tile=128)  # default overlap: measured (48 px: 12 dropped per edge)
-    scale = np.abs(whole).max()
-    assert np.abs(tiled - whole).max() < 1e-5 * scale
-    too_small = super_resolve_array(model, x, tile=128, overlap=8)  # 2 px dropped: a seam (negative control)
-    assert np.abs(too_small - whole).max() > 1e-3 * scale

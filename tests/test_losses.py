@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import math
+from typing import get_args
 
 import pytest
 import torch
 from torch import Tensor, nn
 
-from aerogan.losses import AdversarialLoss, CharbonnierLoss, gradient_penalty, make_pixel_loss
+import aerogan.losses as losses
+from aerogan import AdversarialRegularization
+from aerogan.losses import (
+    GAN_LOSSES,
+    PIXEL_LOSSES,
+    CharbonnierLoss,
+    GANLoss,
+    GANLossName,
+    HalfSumSquaredError,
+    PixelLossName,
+    gradient_penalty,
+    make_gan_loss,
+    make_pixel_loss,
+)
 from aerogan.nets import MLPCritic, PatchCritic
 
 REAL = torch.tensor([1.0, 3.0])
@@ -41,8 +55,15 @@ def test_make_pixel_loss() -> None:
     assert isinstance(make_pixel_loss("l1"), nn.L1Loss)
     assert isinstance(make_pixel_loss("mse"), nn.MSELoss)
     assert isinstance(make_pixel_loss("charbonnier"), CharbonnierLoss)
-    with pytest.raises(ValueError, match=r"'huber'.*l1, mse, charbonnier"):
+    assert isinstance(make_pixel_loss("half_sse"), HalfSumSquaredError)
+    custom = CharbonnierLoss(0.1)
+    assert make_pixel_loss(custom) is custom
+    with pytest.raises(ValueError, match=r"'huber'.*l1, mse, charbonnier, half_sse"):
         make_pixel_loss("huber")
+
+
+def test_pixel_loss_names_are_defined_once() -> None:
+    assert tuple(PIXEL_LOSSES) == get_args(PixelLossName)
 
 
 # --------------------------------------------------------------------------- adversarial
@@ -65,7 +86,7 @@ _HAND = {
 
 @pytest.mark.parametrize("kind", list(_HAND))
 def test_adversarial_values(kind: str) -> None:
-    loss = AdversarialLoss(kind)
+    loss = make_gan_loss(kind)
     critic_expected, gen_expected = _HAND[kind]
     assert loss.critic_loss(REAL, FAKE).item() == pytest.approx(critic_expected, rel=1e-6)
     assert loss.generator_loss(FAKE).item() == pytest.approx(gen_expected, rel=1e-6)
@@ -90,7 +111,7 @@ def test_adversarial_signs(kind: str) -> None:
     """
     real = torch.tensor([-0.5, 0.2], requires_grad=True)
     fake = torch.tensor([0.1, 0.4], requires_grad=True)
-    loss = AdversarialLoss(kind)
+    loss = make_gan_loss(kind)
     g_real, g_fake = torch.autograd.grad(loss.critic_loss(real, fake), (real, fake))
     assert (g_real < 0).all() and (g_fake > 0).all()
     (g_gen,) = torch.autograd.grad(loss.generator_loss(fake), (fake,))
@@ -99,7 +120,74 @@ def test_adversarial_signs(kind: str) -> None:
 
 def test_adversarial_bad_kind() -> None:
     with pytest.raises(ValueError, match=r"'vanilla'.*wgan-gp, wgan, hinge, nonsaturating, lsgan"):
-        AdversarialLoss("vanilla")
+        make_gan_loss("vanilla")
+    with pytest.raises(ValueError, match=r"model.adversarial_loss='vanilla'.*wgan-gp, wgan, hinge, nonsaturating, lsgan"):
+        AdversarialRegularization(nn.Linear(2, 2), nn.Linear(2, 1), adversarial_loss="vanilla")
+
+
+_CLASSES = {"wgan-gp": "WGANGP", "wgan": "WGAN", "hinge": "Hinge", "nonsaturating": "NonSaturating", "lsgan": "LSGAN"}
+
+
+def test_gan_loss_names_are_defined_once_and_map_to_their_classes() -> None:
+    assert tuple(GAN_LOSSES) == get_args(GANLossName) == tuple(_CLASSES)
+    for name, cls in _CLASSES.items():
+        loss = make_gan_loss(name)
+        assert type(loss) is getattr(losses, cls) and isinstance(loss, GANLoss)
+    hinge = losses.Hinge()
+    assert make_gan_loss(hinge) is hinge
+
+
+def _module_step_grads(adversarial_loss: str | GANLoss, supervised_loss: str | nn.Module) -> dict[str, Tensor]:
+    """Critic loss, generator loss and their gradients for one module built with the given losses."""
+    torch.manual_seed(0)
+    gen = nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 3))
+    critic = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1), nn.Flatten(0))
+    m = AdversarialRegularization(gen, critic, adversarial_loss=adversarial_loss, supervised_loss=supervised_loss, lambda_adv=0.3)
+    data = torch.Generator().manual_seed(1)
+    x, y = torch.randn(4, 5, generator=data), torch.randn(4, 3, generator=data)
+    out = m.critic_step(y, m.generator(x).detach(), eps=torch.linspace(0.1, 0.9, 4))
+    critic_grads = torch.autograd.grad(out["critic_loss"], list(m.critic.parameters()))
+    terms = m.loss_terms({"input": x, "target": y})
+    gen_grads = torch.autograd.grad(sum(terms.values()), list(m.generator.parameters()))
+    return {"critic_loss": out["critic_loss"].detach(), **{k: v.detach() for k, v in terms.items()},
+            **{f"critic_grad{i}": g for i, g in enumerate(critic_grads)}, **{f"gen_grad{i}": g for i, g in enumerate(gen_grads)},
+            "has_penalty": torch.tensor("gradient_penalty" in out)}
+
+
+@pytest.mark.parametrize("name", list(_CLASSES))
+def test_class_and_name_give_identical_losses_and_gradients(name: str) -> None:
+    by_name = _module_step_grads(name, "charbonnier")
+    by_class = _module_step_grads(getattr(losses, _CLASSES[name])(), CharbonnierLoss())
+    assert by_name.keys() == by_class.keys()
+    for key in by_name:
+        torch.testing.assert_close(by_class[key], by_name[key], rtol=0, atol=0, msg=key)
+    assert bool(by_name["has_penalty"]) == (name == "wgan-gp")
+
+
+def test_wgan_gp_differs_from_wgan_by_the_weighted_penalty() -> None:
+    wgan, wgan_gp = _module_step_grads("wgan", "l1"), _module_step_grads("wgan-gp", "l1")
+    assert not torch.equal(wgan["critic_loss"], wgan_gp["critic_loss"])
+    torch.testing.assert_close(wgan["adversarial"], wgan_gp["adversarial"])
+
+
+def test_loss_classes_through_the_config_parser() -> None:
+    """``class_path`` and the string shortcut both parse for the module's loss arguments (LightningCLI's parser)."""
+    from jsonargparse import ArgumentParser
+
+    nets = {"generator": {"class_path": "torch.nn.Linear", "init_args": {"in_features": 5, "out_features": 3}},
+            "critic": {"class_path": "torch.nn.Linear", "init_args": {"in_features": 3, "out_features": 1}}}
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(AdversarialRegularization, "model")
+    cfg = parser.parse_object({"model": {**nets, "adversarial_loss": {"class_path": "aerogan.losses.Hinge"},
+                                         "supervised_loss": {"class_path": "aerogan.losses.CharbonnierLoss",
+                                                             "init_args": {"eps": 0.01}}}})
+    model = parser.instantiate(cfg).model
+    assert isinstance(model.adversarial, losses.Hinge)
+    assert isinstance(model.pixel_loss, CharbonnierLoss) and model.pixel_loss.eps == 0.01
+    model = parser.instantiate(parser.parse_object({"model": {**nets, "adversarial_loss": "lsgan", "supervised_loss": "half_sse"}})).model
+    assert isinstance(model.adversarial, losses.LSGAN) and isinstance(model.pixel_loss, HalfSumSquaredError)
+    with pytest.raises(Exception, match="adversarial_loss"):
+        parser.parse_object({"model": {**nets, "adversarial_loss": "vanilla"}})
 
 
 # --------------------------------------------------------------------------- gradient penalty

@@ -181,7 +181,7 @@ def test_atomic_save_leaves_nothing_on_failure(tmp_path: Path) -> None:
 def test_mixed_precision_fit_on_cpu(tmp_path: Path, precision: str) -> None:
     model = tiny_model()
     trainer = L.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1, precision=precision, logger=False,
-                        enable_checkpointing=False, default_root_dir=tmp_path, **QUIET)
+                        log_every_n_steps=1, enable_checkpointing=False, default_root_dir=tmp_path, **QUIET)
     trainer.fit(model, tiny_data())
     logged = trainer.logged_metrics
     for key in ("train/gradient_penalty", "train/supervised", "train/adversarial", "val/psnr"):

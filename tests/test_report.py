@@ -70,6 +70,9 @@ def test_report_on_two_theory_runs(two_runs: list[Path], run_cli, tmp_path: Path
     assert "objective supervised" in text and "objective regularized" in text
     assert "Regularized vs supervised" in text and "generator.hidden" in text
     assert "Theory checks" in text and ("**holds**" in text or "**does not hold**" in text)
+    assert text.count("- **") >= 10  # one bullet per claim, measurable or not
+    assert "**not measurable**" in text  # a single width cannot show the 1/√m scaling
+    assert not list(out.glob(".*"))  # no temporary left by the atomic writes
     # a folder above the run folders works too
     run_cli("report", tmp_path / "runs", "--out", tmp_path / "report2")
     assert (tmp_path / "report2" / "report.md").read_text().count("two_layer_") >= 2

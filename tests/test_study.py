@@ -10,14 +10,8 @@ import torch
 
 from aerogan import AdversarialRegularization
 from aerogan.nets import CNNDenseNet, CNNResNet, MLPDeep
-from aerogan.study import (
-    ARCHITECTURES,
-    EpochsToThreshold,
-    _median_with_cap,
-    baseline_rmse,
-    load_preset,
-    run_study,
-)
+from aerogan.study import ARCHITECTURES, _median_with_cap, load_preset, run_study
+from datamodules.baselines import baseline_rmse
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = REPO / "configs" / "study"
@@ -89,13 +83,12 @@ def test_median_with_cap() -> None:
     assert _median_with_cap([2, 4]) == 3
 
 
-def test_threshold_rule_validation() -> None:
-    from lightning.pytorch.utilities.exceptions import MisconfigurationException
+def test_study_base_config_uses_the_callback() -> None:
+    import yaml
 
-    with pytest.raises(MisconfigurationException):
-        EpochsToThreshold(rule="absolute")
-    with pytest.raises(MisconfigurationException):
-        EpochsToThreshold(rule="median")  # type: ignore[arg-type]
+    base = yaml.safe_load((STUDY / "base.yaml").read_text())
+    paths = [cb["class_path"] for cb in base["trainer"]["callbacks"]]
+    assert paths == ["callbacks.EpochsToThreshold"]
 
 
 def test_tiny_study_on_sentinel2(shared_data: Path, tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
-"""Benchmarks of aerogan (GitHub issue 7): ``python -m aerogan.bench --out results.json`` or ``aerogan bench``.
+"""Benchmarks of aerogan: ``python -m aerogan.bench --out results.json`` or ``aerogan bench``.
+
+Entry points: :func:`aerogan.bench.suite.run` (returns the results) and :func:`aerogan.bench.suite.main`.
 
 1. training-step overhead of the aerogan LightningModule + Trainer against a plain PyTorch loop doing the
    same computation (:mod:`aerogan.bench.step`);
 2. overhead of the monitoring callbacks at their default cadence (:mod:`aerogan.bench.monitoring`);
+   both run fits through :mod:`aerogan.bench.fit`, on the pieces of :mod:`aerogan.bench.common`;
 3. tiled scene prediction throughput against the raw generator forward, and peak memory against scene
    size (:mod:`aerogan.bench.predict`);
 4. scaling of step and validation time with batch size, patch size and validation samples
@@ -13,21 +16,4 @@ bf16 autocast and channels_last measured with and without. Every comparison is a
 side in one process (alternating blocks), so it holds on a busy machine where absolute times do not.
 """
 
-from __future__ import annotations
-
-from collections.abc import Sequence
-from typing import Any
-
-__all__ = ["main", "run"]
-
-
-def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run the suite with command-line arguments ``argv``; returns the results (also printed and written)."""
-    from aerogan.bench.suite import run as _run
-
-    return _run(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``python -m aerogan.bench`` and ``aerogan bench`` (``argv`` without the command)."""
-    run(argv)
+__all__: list[str] = []  # the entry points live in aerogan.bench.suite (run, main); nothing imported here

@@ -1,8 +1,8 @@
 """2. Monitoring overhead: the aerogan run with the three monitoring callbacks at their default cadence vs none.
 
-The callbacks and cadences come from ``configs/trainer/default.yaml`` (``GradientNormMonitor`` every 25
-batches with the loss-term analysis every 100, ``WeightDriftMonitor`` every 50 batches with its table every
-5 epochs, ``TopologySnapshot`` every 10 epochs). Both arms use the default logging (TensorBoard logger,
+The callbacks and cadences are those ``aerogan fit`` attaches to every run (:data:`aerogan.cli.MONITOR_DEFAULTS`:
+``GradientNormMonitor`` every 25 batches with the loss-term analysis every 100, ``WeightDriftMonitor`` every
+50 batches with its table every 5 epochs, ``TopologySnapshot`` every 20 epochs). Both arms use the default logging (TensorBoard logger,
 ``log_every_n_steps`` of that file), since the monitors write to it; checkpointing and the progress bar
 are off in both.
 
@@ -10,7 +10,7 @@ The two arms are two fits of the same model (same init, same in-memory batches) 
 that take turns epoch by epoch: one trains while the other waits, so both see the same machine
 conditions within seconds of each other, yet each is one uninterrupted fit whose monitors fire at their
 steady-state rate. An epoch is ``steps_per_epoch`` batches (32: the quickstart's 512 samples / batch 16);
-each arm runs ``1 + monitor_epochs`` epochs (20 measured: two cycles of the slowest cadence, 10 epochs),
+each arm runs ``1 + monitor_epochs`` epochs (20 measured: one cycle of the slowest cadence, topology every 20 epochs),
 the first dropped as warm-up. The cost is periodic, so the figure is the **mean** step time over all
 measured epochs (epoch start to the end of the last ``on_train_epoch_end`` callback, over the steps); the
 one-off costs at train start and end (the t = 0 and final topology snapshots, the final drift table) are
@@ -31,36 +31,22 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
 from aerogan.bench.common import DataSource, Settings, build_model, make_batches, median, quiet
+from aerogan.bench.fit import fit_block
 
-__all__ = ["DEFAULT_CONFIG", "default_trainer_config", "monitoring_callbacks", "run_monitoring_benchmark"]
-
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "trainer" / "default.yaml"
-MONITORS = ("GradientNormMonitor", "WeightDriftMonitor", "TopologySnapshot")
-_FALLBACK = [
-    {"class_path": "callbacks.GradientNormMonitor", "init_args": {"every_n_steps": 25, "loss_terms_every_n_steps": 100}},
-    {"class_path": "callbacks.WeightDriftMonitor", "init_args": {"every_n_steps": 50, "table_every_n_epochs": 5}},
-    {"class_path": "callbacks.TopologySnapshot", "init_args": {"every_n_epochs": 10}},
-]
-
-
-def default_trainer_config() -> dict[str, Any]:
-    """The ``trainer:`` section of ``configs/trainer/default.yaml`` (empty if the file is not there)."""
-    try:
-        import yaml
-
-        return dict((yaml.safe_load(DEFAULT_CONFIG.read_text()) or {}).get("trainer") or {})
-    except (OSError, ImportError):
-        return {}
-
+__all__ = ["monitoring_callbacks", "monitoring_specs", "run_monitoring_benchmark"]
 
 def monitoring_specs() -> list[dict[str, Any]]:
-    """``class_path`` / ``init_args`` of the three monitoring callbacks as the default config sets them."""
-    found = [
-        {"class_path": cb["class_path"], "init_args": dict(cb.get("init_args") or {})}
-        for cb in default_trainer_config().get("callbacks") or []
-        if isinstance(cb, dict) and str(cb.get("class_path", "")).rsplit(".", 1)[-1] in MONITORS
+    """``class_path`` / ``init_args`` of the three monitors as ``aerogan fit`` attaches them to every run.
+
+    Built from :data:`aerogan.cli.MONITORS` and :data:`aerogan.cli.MONITOR_DEFAULTS`, the one definition of
+    the monitors and their default cadences, so the benchmark measures what a user's run pays.
+    """
+    from aerogan.cli import MONITOR_DEFAULTS, MONITORS
+
+    return [
+        {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": dict(MONITOR_DEFAULTS.get(name, {}))}
+        for name, cls in MONITORS.items()
     ]
-    return found if len(found) == len(MONITORS) else [dict(c, init_args=dict(c["init_args"])) for c in _FALLBACK]
 
 
 def _scaled(args: dict[str, Any], step_div: int, epoch_div: int) -> dict[str, Any]:
@@ -153,8 +139,6 @@ def run_monitoring_benchmark(settings: Settings, source: DataSource, stats: dict
     (warm-up) is dropped; each epoch is timed from its start (after the turn is taken) to the end of the
     last ``on_train_epoch_end`` callback.
     """
-    from aerogan.bench.step import fit_block
-
     fmt = settings.memory_formats[0]
     batches = make_batches(source, settings.steps_per_epoch, settings, memory_format=fmt)
     epochs = settings.monitor_epochs

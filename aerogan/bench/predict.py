@@ -1,8 +1,8 @@
 """3. Scene prediction: throughput of tiled whole-scene prediction, and its peak memory against scene size.
 
 Throughput: a synthetic scene (``datamodules.synthetic.generate_scene``, used as the LR input) is written
-as a tiled float32 GeoTIFF and super-resolved with :func:`aerogan.inference.super_resolve_file` (window
-by window, overlapped tiles blended, written as a GeoTIFF) and :func:`aerogan.inference.super_resolve_array`
+as a tiled float32 GeoTIFF and super-resolved with :func:`aerogan.prediction.super_resolve_file` (window
+by window, overlapped tiles blended, written as a GeoTIFF) and :func:`aerogan.prediction.super_resolve_array`
 (in memory). The reference is the raw generator forward on the *same tile batches* (same tiles, same
 batch size, already normalised and on the device): no reading, filling, blending or writing. Figures are
 megapixels of *output* per second; rounds alternate the three, the median run counts.
@@ -90,7 +90,7 @@ def predict_model(spec: ModelSpec, stats: dict[str, Tensor], seed: int, device: 
 
 def tile_batches(model: Any, array: np.ndarray, tile: int, overlap: int, batch: int, device: str, memory_format: str) -> list[Tensor]:
     """The tile batches the tiled prediction feeds the generator (strip by strip, ``batch`` tiles at most), normalised."""
-    from datamodules.windows import TileGrid
+    from aerogan.prediction.plan import TileGrid
 
     grid = TileGrid(array.shape[1], array.shape[2], tile, overlap)
     th, tw = grid.tile_h, grid.tile_w
@@ -112,11 +112,11 @@ def _raw_forward(model: Any, tiles: list[Tensor], settings: Settings) -> None:
 
 
 def run_predict_benchmark(settings: Settings, log: Callable[[str], None] = print) -> dict[str, Any]:
-    from aerogan.inference import super_resolve_array, super_resolve_file
+    from aerogan.prediction import super_resolve_array, super_resolve_file
 
     spec, sync = settings.spec, synchronizer(settings.device)
     small, large = settings.predict_sizes
-    out: dict[str, Any] = {"api": "aerogan.inference.super_resolve_file / super_resolve_array", "tile": settings.tile,
+    out: dict[str, Any] = {"api": "aerogan.prediction.super_resolve_file / super_resolve_array", "tile": settings.tile,
                            "overlap": settings.overlap, "batch_size": settings.predict_batch, "scale": spec.scale,
                            "sizes_lr": [small, large], "formats": {}}
     with tempfile.TemporaryDirectory() as tmp_str:
@@ -266,7 +266,7 @@ def _maxrss_mb() -> float:
 
 
 def child(cfg: dict[str, Any]) -> dict[str, Any]:
-    from aerogan.inference import super_resolve_file
+    from aerogan.prediction import super_resolve_file
 
     torch.set_num_threads(int(cfg["threads"]))
     spec = ModelSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["spec"].items()})

@@ -30,6 +30,7 @@ from aerogan.bench.common import (
     timers,
     trainer_kwargs,
 )
+from aerogan.bench.fit import fit_block, lightning_step_times
 
 __all__ = ["linear_fit", "run_scaling_benchmark"]
 
@@ -58,8 +59,6 @@ def _validate(model: Any, batches: list[dict[str, Tensor]], settings: Settings) 
 
 def run_scaling_benchmark(settings: Settings, source: DataSource, stats: dict[str, Tensor],
                           log: Callable[[str], None] = print) -> dict[str, Any]:
-    from aerogan.bench.step import _lightning_step_times, fit_block
-
     spec = settings.spec
     fmt = settings.memory_formats[0]
     warm, block = 1, settings.scaling_block
@@ -76,7 +75,7 @@ def run_scaling_benchmark(settings: Settings, source: DataSource, stats: dict[st
         order = configs if r % 2 else configs[::-1]
         for kind, v, _, _ in order:
             first, last = fit_block(model, data[(kind, v)], settings, n_batches=warm + block + 1)
-            times, _ = _lightning_step_times(first, last, warm)
+            times, _ = lightning_step_times(first, last, warm)
             if r > 0:
                 step_times[(kind, v)] += times
         for n in settings.val_samples if r % 2 else settings.val_samples[::-1]:

@@ -15,21 +15,16 @@ the ``on_train_batch_start`` -> ``on_train_batch_end`` window is reported as wel
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 
 from aerogan.bench.common import (
-    BatchList,
     DataSource,
     ModelSpec,
     Settings,
@@ -39,14 +34,12 @@ from aerogan.bench.common import (
     mean,
     median,
     optimizer_factories,
-    quiet,
     synchronizer,
-    timers,
-    trainer_kwargs,
 )
-from aerogan.losses import AdversarialLoss, gradient_penalty, make_pixel_loss
+from aerogan.bench.fit import fit_block, lightning_step_times
+from aerogan.losses import gradient_penalty, make_gan_loss, make_pixel_loss
 
-__all__ = ["PlainLoop", "check_equivalence", "default_log_every_n_steps", "fit_block", "run_step_benchmark"]
+__all__ = ["PlainLoop", "check_equivalence", "run_step_benchmark"]
 
 VARIANTS = ("plain", "aerogan", "aerogan_tensorboard")
 
@@ -65,7 +58,7 @@ class PlainLoop:
         make_g, make_d = optimizer_factories(spec)
         self.opt_g, self.opt_d = make_g(self.generator.parameters()), make_d(self.critic.parameters())
         self.pixel_loss = make_pixel_loss("l1")
-        self.adversarial = AdversarialLoss("wgan-gp")
+        self.adversarial = make_gan_loss("wgan-gp")
         self.n_critic, self.lambda_adv, self.gp_weight = spec.n_critic, spec.lambda_adv, spec.gp_weight
         view = (1, -1, 1, 1)
         self.in_mean, self.in_std = (stats[k].to(device).view(view) for k in ("input_mean", "input_std"))
@@ -95,45 +88,6 @@ class PlainLoop:
         self.opt_g.step()
         d.requires_grad_(True)
         return loss_g.detach()
-
-
-def default_log_every_n_steps() -> int:
-    """``trainer.log_every_n_steps`` of ``configs/trainer/default.yaml`` (10), Lightning's 50 if unreadable."""
-    from aerogan.bench.monitoring import default_trainer_config
-
-    return int(default_trainer_config().get("log_every_n_steps", 50))
-
-
-def fit_block(model: L.LightningModule, batches: Sequence[dict[str, Tensor]], settings: Settings, *,
-              n_batches: int | None = None, max_epochs: int = 1, callbacks: Sequence[Callback] = (),
-              lead: Sequence[Callback] = (), tensorboard: bool = False, root: str | None = None,
-              silence: bool = True, **trainer_extra: Any) -> tuple[Any, Any]:
-    """One ``Trainer.fit`` of ``model`` on the in-memory ``batches``; returns the (first, last) timers.
-
-    Callbacks run as ``[*lead, first timer, *callbacks, last timer]``.
-    """
-    first, last = timers(settings.device)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = root or tmp
-        extra: dict[str, Any] = {"default_root_dir": folder, "max_epochs": max_epochs}
-        if n_batches is not None:
-            extra["limit_train_batches"] = n_batches
-        if tensorboard:
-            extra["logger"] = TensorBoardLogger(save_dir=folder, name="bench", default_hp_metric=False)
-            extra["log_every_n_steps"] = default_log_every_n_steps()
-        extra.update(trainer_extra)
-        kw = trainer_kwargs(settings, callbacks=[*lead, first, *callbacks, last], **extra)
-        with quiet() if silence else contextlib.nullcontext():
-            L.Trainer(**kw).fit(model, train_dataloaders=BatchList(batches))
-    return first, last
-
-
-def _lightning_step_times(first: Any, last: Any, warmup: int) -> tuple[list[float], list[float]]:
-    """(start-to-next-start intervals, start-to-end hook windows) of the measured steps."""
-    starts, ends = first.batch_starts, last.batch_ends
-    loop = [b - a for a, b in zip(starts[:-1], starts[1:], strict=True)][warmup:]
-    window = [e - s for s, e in zip(starts, ends, strict=True)][warmup : len(starts) - 1]
-    return loop, window
 
 
 def _plain_block(loop: PlainLoop, batches: Sequence[dict[str, Tensor]], n: int, sync: Callable[[], None]) -> list[float]:
@@ -173,7 +127,7 @@ def run_step_benchmark(settings: Settings, source: DataSource, stats: dict[str, 
                 else:
                     first, last = fit_block(model, batches, settings, n_batches=warm + block + 1,
                                             tensorboard=variant == "aerogan_tensorboard")
-                    times, win = _lightning_step_times(first, last, warm)
+                    times, win = lightning_step_times(first, last, warm)
                 medians[variant] = median(times)
                 if r > 0:
                     steps[variant] += times

@@ -1,4 +1,4 @@
-"""Pixel-wise (fidelity) losses for SR."""
+"""Pixel-wise (fidelity) losses for SR: the loss modules and the shortcut names that build them."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor, nn
 
-__all__ = ["CharbonnierLoss", "PixelLossName", "make_pixel_loss"]
+__all__ = ["PIXEL_LOSSES", "CharbonnierLoss", "HalfSumSquaredError", "PixelLossName", "make_pixel_loss"]
 
+#: The shortcut names, the one definition of them (the registry below follows this order).
 PixelLossName = Literal["l1", "mse", "charbonnier", "half_sse"]
 
 
@@ -29,26 +30,33 @@ class CharbonnierLoss(nn.Module):
         return f"eps={self.eps}"
 
 
-class _HalfSumSquaredError(nn.Module):
-    """``0.5 * sum((pred - target)^2)``: the summed squared loss of the two-layer theory."""
+class HalfSumSquaredError(nn.Module):
+    """``0.5 * sum((pred - target)^2)`` over the batch (not a mean): the summed squared loss of the two-layer theory.
+
+    ``L_sup = ½ Σ_p ‖f(x_p) − y_p‖²`` when the batch is the whole training set (docs/science.md §2).
+    """
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         return 0.5 * ((pred - target) ** 2).sum()
 
 
-def make_pixel_loss(name: str) -> nn.Module:
-    """Build the pixel loss called ``name`` (one of ``l1``, ``mse``, ``charbonnier``, ``half_sse``).
+#: Shortcut name -> loss class, in the order of :data:`PixelLossName`.
+PIXEL_LOSSES: dict[str, type[nn.Module]] = dict(
+    zip(get_args(PixelLossName), (nn.L1Loss, nn.MSELoss, CharbonnierLoss, HalfSumSquaredError), strict=True)
+)
 
-    ``half_sse`` is ``0.5 * sum((pred - target)^2)`` over the batch (not a mean): the two-layer theory's
-    ``L_sup = ½ Σ_p ‖f(x_p) − y_p‖²`` when the batch is the whole training set.
+
+def make_pixel_loss(loss: str | nn.Module, parameter: str = "supervised_loss") -> nn.Module:
+    """The pixel loss for ``loss``: a module ``(pred, target) -> scalar`` is returned as is, a shortcut name is built.
+
+    Names: ``l1``, ``mse``, ``charbonnier`` (:class:`CharbonnierLoss`, eps 1e-3) and ``half_sse``
+    (:class:`HalfSumSquaredError`). ``parameter`` names the setting in the error raised for an unknown name.
     """
-    allowed = get_args(PixelLossName)
-    if name == "l1":
-        return nn.L1Loss()
-    if name == "mse":
-        return nn.MSELoss()
-    if name == "charbonnier":
-        return CharbonnierLoss()
-    if name == "half_sse":
-        return _HalfSumSquaredError()
-    raise ValueError(f"unknown pixel loss name {name!r}; allowed values: {', '.join(allowed)}")
+    if isinstance(loss, nn.Module):
+        return loss
+    if isinstance(loss, str) and loss in PIXEL_LOSSES:
+        return PIXEL_LOSSES[loss]()
+    raise ValueError(
+        f"{parameter}={loss!r} is not a pixel loss: expected one of the names {', '.join(PIXEL_LOSSES)} "
+        "or a loss module (class_path: aerogan.losses.CharbonnierLoss, ...)"
+    )

@@ -1,7 +1,8 @@
-"""Generators and critics: multispectral SR nets, the two-layer theory nets, the study architectures."""
+"""Generators and critics: multispectral SR nets (single-input or guided), the two-layer theory nets, the study nets."""
 
 from aerogan.nets.critic import MLPCritic, PatchCritic
 from aerogan.nets.dsen2 import DSen2
+from aerogan.nets.guidance import GuideFusion
 from aerogan.nets.rdn import RDNGenerator
 from aerogan.nets.srresnet import SRResNet
 from aerogan.nets.study import CNNDenseNet, CNNResNet, MLPDeep
@@ -9,6 +10,16 @@ from aerogan.nets.two_layer import TwoLayerCritic, TwoLayerNet
 from aerogan.nets.upsample import Upsampler
 
 __all__ = [
-    "CNNDenseNet", "CNNResNet", "DSen2", "MLPCritic", "MLPDeep", "PatchCritic", "RDNGenerator", "SRResNet",
-    "TwoLayerCritic", "TwoLayerNet", "Upsampler",
+    "CNNDenseNet",
+    "CNNResNet",
+    "DSen2",
+    "GuideFusion",
+    "MLPCritic",
+    "MLPDeep",
+    "PatchCritic",
+    "RDNGenerator",
+    "SRResNet",
+    "TwoLayerCritic",
+    "TwoLayerNet",
+    "Upsampler",
 ]

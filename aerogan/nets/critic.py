@@ -6,7 +6,10 @@ meaningful when each sample's score depends on that sample alone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
@@ -26,6 +29,11 @@ class PatchCritic(nn.Module):
     ``in_channels=None`` (the default in configs) infers the band count from the first input, so the
     critic follows the data's target bands without repeating them in the config; the model's setup
     runs one dummy forward so the weights exist before DDP wraps the model or optimizers are built.
+
+    ``condition=True`` makes it a conditional critic g(y | guides): ``forward(y, guides)`` interpolates
+    each guide group (bicubic) onto y's grid and stacks it before y, so the critic judges whether y is
+    consistent with the fine bands it was predicted from rather than only whether it looks real.
+    ``in_channels`` then counts y's bands plus all guide bands (or is inferred, as above).
     """
 
     def __init__(
@@ -34,8 +42,10 @@ class PatchCritic(nn.Module):
         num_features: int = 64,
         num_layers: int = 4,
         spectral_norm: bool = False,
+        condition: bool = False,
     ) -> None:
         super().__init__()
+        self.condition = bool(condition)
         if in_channels is not None:
             check_positive_int("in_channels", in_channels)
         check_positive_int("num_features", num_features)
@@ -80,9 +90,51 @@ class PatchCritic(nn.Module):
                 self.body[0] = _spectral_norm(first)
         return self.body(x)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Score ``(B, C, H, W)`` inputs: per-sample mean of the patch map, shape ``(B,)``."""
-        return self.patch_scores(x).mean(dim=(1, 2, 3))
+    def conditioned(self, x: Tensor, guides: Sequence[Tensor] = ()) -> Tensor:
+        """The critic's input: ``x`` alone, or (``condition=True``) the guides on x's grid stacked before ``x``."""
+        if isinstance(guides, Tensor):
+            raise ValueError(
+                "PatchCritic: guides must be a list of tensors (one per guide group), got a tensor"
+            )
+        if not self.condition:
+            if len(guides):
+                raise ValueError(
+                    f"PatchCritic was built with condition=False but received {len(guides)} guide tensor(s); "
+                    "set condition: true to condition the critic on the guides, or do not pass them"
+                )
+            return x
+        if not len(guides):
+            raise ValueError("PatchCritic was built with condition=True but received no guides")
+        if x.ndim != 4:
+            raise ValueError(f"PatchCritic expects a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
+        b, _, h, w = x.shape
+        parts: list[Tensor] = []
+        for k, g in enumerate(guides):
+            if (
+                g.ndim != 4
+                or g.shape[0] != b
+                or g.shape[-2] == 0
+                or g.shape[-1] == 0
+                or h % g.shape[-2]
+                or w % g.shape[-1]
+                or h // g.shape[-2] != w // g.shape[-1]
+            ):
+                raise ValueError(
+                    f"PatchCritic: guides[{k}] must be (B={b}, C_k, {h}/r, {w}/r) for an integer ratio r "
+                    f"(input shape {tuple(x.shape)}), got shape {tuple(g.shape)}"
+                )
+            ratio = h // g.shape[-2]
+            parts.append(
+                g if ratio == 1 else F.interpolate(g, size=(h, w), mode="bicubic", align_corners=False)
+            )
+        return torch.cat([*parts, x], dim=1)
+
+    def forward(self, x: Tensor, guides: Sequence[Tensor] = ()) -> Tensor:
+        """Score ``(B, C, H, W)`` inputs (given their ``guides`` when conditioned): shape ``(B,)``.
+
+        The score is the per-sample mean of the patch map.
+        """
+        return self.patch_scores(self.conditioned(x, guides)).mean(dim=(1, 2, 3))
 
 
 class MLPCritic(nn.Module):
@@ -102,7 +154,10 @@ class MLPCritic(nn.Module):
         layers: list[nn.Module] = []
         width = in_features
         for _ in range(num_layers):
-            layers += [nn.Linear(width, hidden) if width is not None else nn.LazyLinear(hidden), nn.LeakyReLU(0.2)]
+            layers += [
+                nn.Linear(width, hidden) if width is not None else nn.LazyLinear(hidden),
+                nn.LeakyReLU(0.2),
+            ]
             width = hidden
         layers.append(nn.Linear(width, 1))
         self.body = nn.Sequential(*layers)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from aerogan.nets.guidance import GuidedGenerator, GuideFusion
 from aerogan.nets.upsample import BandSkip, Upsampler, check_positive_int, check_scale
 
 __all__ = ["RDNGenerator", "ResidualDenseBlock"]
@@ -35,12 +36,16 @@ class ResidualDenseBlock(nn.Module):
         return x + self.fusion(torch.cat(feats, dim=1))
 
 
-class RDNGenerator(nn.Module):
+class RDNGenerator(GuidedGenerator):
     """RDN generator with global skip bands.
 
     ``shallow conv (F_-1) -> conv (F_0) -> num_blocks x RDB -> 1x1 + 3x3 global fusion over all RDB
     outputs -> + F_-1 -> Upsampler -> conv out -> + bicubic skip bands``. Skip rule as in
     :class:`~aerogan.nets.srresnet.SRResNet`. Maps ``(B, in, H, W)`` to ``(B, out, H*scale, W*scale)``.
+
+    Guided form (``guide_channels``/``guide_ratios`` not empty): each guide group is pixel-unshuffled
+    onto the input grid and stacked with ``x`` before the shallow conv
+    (:class:`~aerogan.nets.guidance.GuideFusion`); the skip stays the upsampled target bands.
     """
 
     def __init__(
@@ -53,6 +58,8 @@ class RDNGenerator(nn.Module):
         num_layers: int = 4,
         growth: int = 32,
         skip_bands: list[int] | None = None,
+        guide_channels: Sequence[int] = (),
+        guide_ratios: Sequence[int] = (),
     ) -> None:
         super().__init__()
         self.in_channels = check_positive_int("in_channels", in_channels)
@@ -63,8 +70,9 @@ class RDNGenerator(nn.Module):
         check_positive_int("num_layers", num_layers)
         check_positive_int("growth", growth)
         self.skip = BandSkip(in_channels, out_channels, scale, skip_bands)
+        self.fusion = GuideFusion(in_channels, scale, guide_channels, guide_ratios, owner="RDNGenerator")
 
-        self.conv_shallow1 = nn.Conv2d(in_channels, num_features, 3, padding=1)
+        self.conv_shallow1 = nn.Conv2d(self.fusion.out_channels, num_features, 3, padding=1)
         self.conv_shallow2 = nn.Conv2d(num_features, num_features, 3, padding=1)
         self.blocks = nn.ModuleList(
             ResidualDenseBlock(num_features, num_layers, growth) for _ in range(num_blocks)
@@ -76,14 +84,9 @@ class RDNGenerator(nn.Module):
         self.upsampler = Upsampler(num_features, scale)
         self.conv_out = nn.Conv2d(num_features, out_channels, 3, padding=1)
 
-    @property
-    def skip_bands(self) -> Sequence[int] | None:
-        """Resolved input-band indices of the global skip (``None`` if there is no skip)."""
-        return self.skip.bands
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Super-resolve ``x`` of shape ``(B, in, H, W)`` to ``(B, out, H*scale, W*scale)``."""
-        shallow = self.conv_shallow1(x)
+    def forward(self, x: Tensor, guides: Sequence[Tensor] = ()) -> Tensor:
+        """Super-resolve ``x`` of shape ``(B, in, H, W)`` with its ``guides`` to ``(B, out, H*scale, W*scale)``."""
+        shallow = self.conv_shallow1(self.fusion(x, guides))
         feat = self.conv_shallow2(shallow)
         block_outs: list[Tensor] = []
         for block in self.blocks:

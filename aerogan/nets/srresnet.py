@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
+from aerogan.nets.guidance import GuidedGenerator, GuideFusion
 from aerogan.nets.upsample import BandSkip, Upsampler, check_positive_int, check_scale
 
 __all__ = ["ResidualBlockNoBN", "SRResNet", "default_init_weights"]
@@ -47,13 +48,17 @@ class ResidualBlockNoBN(nn.Module):
         return x + self.conv2(self.act(self.conv1(x)))
 
 
-class SRResNet(nn.Module):
+class SRResNet(GuidedGenerator):
     """BN-free SRResNet generator for multispectral SR.
 
     ``conv head -> ReLU -> num_blocks x ResidualBlockNoBN -> conv (+ long skip) -> Upsampler -> conv out``,
     plus the bicubic-upsampled ``skip_bands`` of the input (``None``: identity skip when
     ``in_channels == out_channels``, otherwise no skip). Maps ``(B, in, H, W)`` to
     ``(B, out, H*scale, W*scale)``.
+
+    Guided form (``guide_channels``/``guide_ratios`` not empty): each guide group is pixel-unshuffled
+    onto the input grid and stacked with ``x`` before the head conv (:class:`~aerogan.nets.guidance.GuideFusion`,
+    lossless for the guide's detail); the skip stays the upsampled target bands.
     """
 
     def __init__(
@@ -64,6 +69,8 @@ class SRResNet(nn.Module):
         num_features: int = 64,
         num_blocks: int = 16,
         skip_bands: list[int] | None = None,
+        guide_channels: Sequence[int] = (),
+        guide_ratios: Sequence[int] = (),
     ) -> None:
         super().__init__()
         self.in_channels = check_positive_int("in_channels", in_channels)
@@ -73,8 +80,9 @@ class SRResNet(nn.Module):
         if isinstance(num_blocks, bool) or not isinstance(num_blocks, int) or num_blocks < 0:
             raise ValueError(f"num_blocks must be an integer >= 0, got {num_blocks!r}")
         self.skip = BandSkip(in_channels, out_channels, scale, skip_bands)
+        self.fusion = GuideFusion(in_channels, scale, guide_channels, guide_ratios, owner="SRResNet")
 
-        self.conv_head = nn.Conv2d(in_channels, num_features, 3, padding=1)
+        self.conv_head = nn.Conv2d(self.fusion.out_channels, num_features, 3, padding=1)
         self.act = nn.ReLU()
         self.blocks = nn.Sequential(*(ResidualBlockNoBN(num_features) for _ in range(num_blocks)))
         self.conv_body = nn.Conv2d(num_features, num_features, 3, padding=1)
@@ -82,14 +90,9 @@ class SRResNet(nn.Module):
         self.conv_out = nn.Conv2d(num_features, out_channels, 3, padding=1)
         default_init_weights([self.conv_head, self.conv_body, self.upsampler, self.conv_out], scale=0.1)
 
-    @property
-    def skip_bands(self) -> Sequence[int] | None:
-        """Resolved input-band indices of the global skip (``None`` if there is no skip)."""
-        return self.skip.bands
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Super-resolve ``x`` of shape ``(B, in, H, W)`` to ``(B, out, H*scale, W*scale)``."""
-        feat = self.act(self.conv_head(x))
+    def forward(self, x: Tensor, guides: Sequence[Tensor] = ()) -> Tensor:
+        """Super-resolve ``x`` of shape ``(B, in, H, W)`` with its ``guides`` to ``(B, out, H*scale, W*scale)``."""
+        feat = self.act(self.conv_head(self.fusion(x, guides)))
         feat = feat + self.conv_body(self.blocks(feat))
         out = self.conv_out(self.upsampler(feat))
         return self.skip(out, x)

@@ -1,6 +1,6 @@
-r"""The generator families of the epochs-to-converge table (arXiv 2010.00522 talk slides; SCIENCE.md §3).
+r"""The generator families of the epochs-to-converge table (docs/science.md §3).
 
-The talk lists six configurations: MLP-Deep (6 layers, ELU, 2 residual blocks), CNN-ResNet, CNN-DenseNet,
+The table, from the talk slides accompanying arXiv 2010.00522, lists six configurations: MLP-Deep (6 layers, ELU, 2 residual blocks), CNN-ResNet, CNN-DenseNet,
 CNN-DenseNet with an L1 and with an L2 weight penalty, and CNN-ResNet with average pooling. Their exact
 depths, widths and data are not published; these are image-to-image versions of the same families, so one
 table can be measured on a dense band-synthesis / SR task:

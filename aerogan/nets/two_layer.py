@@ -1,4 +1,4 @@
-r"""The two-layer networks of Rout's theory (ML4PS 2020 / AAAI-21, eqs. 1–2).
+r"""The two-layer networks of Rout's theory (ML4PS 2020 / AAAI-21, eqs. 1–2; docs/science.md §1–§2).
 
 Generator ``f(x) = V σ(U x) / √(d_out m)`` and critic ``g(y) = aᵀ σ(W y) / √m``, σ = ReLU, no biases,
 initialised as the theory assumes: ``u_j ~ N(0, I)``, ``v_ij`` uniform on ``{±1}``, ``w_r ~ N(0, I)``,
@@ -22,10 +22,11 @@ from aerogan.nets.upsample import check_positive_int
 __all__ = ["TwoLayerCritic", "TwoLayerNet", "init_gaussian_", "init_signs_"]
 
 
-def _generator(seed: int | None, device: torch.device | None = None) -> torch.Generator | None:
+def _generator(seed: int | None) -> torch.Generator | None:
+    """A CPU generator seeded with ``seed``; ``None`` (the global torch RNG) without a seed."""
     if seed is None:
         return None
-    gen = torch.Generator(device=device if device is not None else "cpu")
+    gen = torch.Generator(device="cpu")
     gen.manual_seed(int(seed))
     return gen
 
@@ -164,13 +165,6 @@ class TwoLayerCritic(nn.Module):
     def forward(self, y: Tensor) -> Tensor:
         """``(B, d) -> (B,)``."""
         return self.output(self.act(self.hidden(y.flatten(1)))).squeeze(1) / math.sqrt(self.width)
-
-    def input_gradient(self, y: Tensor) -> Tensor:
-        """``∇_y g(y)`` per sample, shape ``(B, d)`` (no graph kept)."""
-        with torch.enable_grad():
-            y = y.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(self(y).sum(), y)
-        return grad
 
     def extra_repr(self) -> str:
         return f"in_channels={self.in_channels}, m={self.width}"

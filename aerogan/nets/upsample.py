@@ -14,14 +14,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
+    "INTERPOLATIONS",
     "BandSkip",
     "Upsampler",
+    "check_interpolation",
     "check_positive_int",
     "check_scale",
     "prime_factors",
     "resolve_skip_bands",
+    "upsample",
     "upsample_bicubic",
 ]
+
+#: Interpolations accepted for the fixed (non-learned) upsampling of bands: ``bicubic`` (this project's
+#: default) and ``bilinear`` (what the published DSen2 code uses, scikit-image ``resize`` of order 1).
+INTERPOLATIONS: tuple[str, ...] = ("bicubic", "bilinear")
 
 
 def check_scale(scale: object) -> int:
@@ -80,16 +87,29 @@ class Upsampler(nn.Module):
         return self.body(x)
 
 
-def upsample_bicubic(x: Tensor, scale: int) -> Tensor:
-    """Bicubic upsampling by an integer ``scale`` (``align_corners=False``); identity at scale 1.
+def check_interpolation(name: str, value: object) -> str:
+    """Return ``value`` if it is one of :data:`INTERPOLATIONS`, else raise ``ValueError`` naming ``name``."""
+    if value not in INTERPOLATIONS:
+        raise ValueError(f"{name} must be one of {list(INTERPOLATIONS)}, got {value!r}")
+    return str(value)
+
+
+def upsample(x: Tensor, scale: int, mode: str = "bicubic") -> Tensor:
+    """Upsample by an integer ``scale`` with ``mode`` (``align_corners=False``); identity at scale 1.
 
     The output size is set explicitly to ``(H*scale, W*scale)`` so it always matches the sub-pixel branch.
     """
     scale = check_scale(scale)
+    mode = check_interpolation("mode", mode)
     if scale == 1:
         return x
     h, w = x.shape[-2:]
-    return F.interpolate(x, size=(h * scale, w * scale), mode="bicubic", align_corners=False)
+    return F.interpolate(x, size=(h * scale, w * scale), mode=mode, align_corners=False)
+
+
+def upsample_bicubic(x: Tensor, scale: int) -> Tensor:
+    """Bicubic upsampling by an integer ``scale`` (``align_corners=False``); identity at scale 1."""
+    return upsample(x, scale, "bicubic")
 
 
 def resolve_skip_bands(

@@ -1,7 +1,7 @@
 """The receptive radius of a generator, measured, and the tile overlap that makes tiling seamless.
 
 Tiled prediction drops ``overlap // 4`` input pixels at every inner tile edge and feathers the next
-half of the overlap (see ``datamodules.windows.blend_weights``); the output is seamless when the
+half of the overlap (see :func:`aerogan.prediction.plan.blend_weights`); the output is seamless when the
 dropped margin is at least the generator's receptive radius. The radius is measured rather than
 derived from the architecture: the gradient of one central output pixel with respect to a random
 input is non-zero exactly over the pixels that pixel depends on.

@@ -1,0 +1,119 @@
+"""Wald's protocol for multi-resolution scenes: every band group degraded by the task's ratio.
+
+To train a network that brings coarse bands to the resolution of fine ones, where no truth exists,
+all groups are degraded by the same ratio ``r`` and the network learns one level down, where the
+original coarse bands are the truth (Wald et al. 1997; DSen2, Lanaras et al. 2018). DSen2's recipe
+(``downPixelAggr``): a Gaussian blur of sigma ``1 / r`` pixels of the group being degraded (scipy's
+``gaussian_filter``, truncated at 4 sigma), then an ``r x r`` block mean. Here the blur is kornia's
+``gaussian_blur2d`` with the same discrete kernel, so it runs on the batch's device; at the image
+border kornia reflects without repeating the edge pixel (scipy repeats it), which only touches the
+outer ``4 sigma`` pixels. Training patches are read with a margin at least that wide and cropped
+after the blur, so their degraded values equal those of the degraded whole scene.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from kornia.filters import gaussian_blur2d
+from torch import Tensor, nn
+
+
+def dsen2_sigma(ratio: int) -> float:
+    """DSen2's blur: sigma ``1 / ratio`` in pixels of the group being degraded."""
+    return 1.0 / ratio
+
+
+def blur_radius(sigma: float) -> int:
+    """Half width of the discrete Gaussian kernel (scipy's ``truncate=4``: ``int(4 sigma + 0.5)``)."""
+    return int(4.0 * sigma + 0.5)
+
+
+def _check(x: Tensor, ratio: int, margin: int) -> None:
+    if not isinstance(ratio, int) or isinstance(ratio, bool) or ratio < 1:
+        raise ValueError(f"degrade_group: ratio must be an integer >= 1, got {ratio!r}")
+    if x.ndim != 4 or not x.is_floating_point():
+        raise ValueError(f"degrade_group: expected a float (B, C, H, W) tensor, got {x.dtype} of shape {tuple(x.shape)}")
+    h, w = x.shape[-2] - 2 * margin, x.shape[-1] - 2 * margin
+    if margin < 0 or h < ratio or w < ratio or h % ratio or w % ratio:
+        raise ValueError(
+            f"degrade_group: image {x.shape[-2]}x{x.shape[-1]} px minus a margin of {margin} px on each side leaves "
+            f"{h}x{w} px, which must be positive multiples of ratio={ratio}"
+        )
+
+
+def degrade_group(x: Tensor, ratio: int, sigma: float | Tensor | None = None, margin: int = 0) -> Tensor:
+    """Degrade one band group ``x`` (B, C, H, W) by ``ratio``: Gaussian blur, crop ``margin``, block mean.
+
+    Args:
+        x: the group in physical units, on any device.
+        ratio: integer degradation factor (1 = unchanged, apart from the crop).
+        sigma: Gaussian sigma in pixels of ``x`` (a float, or a (B,) tensor for one sigma per sample);
+            default DSen2's ``1 / ratio``; 0 = block mean only.
+        margin: pixels on each side that only feed the blur and are cropped before the block mean.
+
+    Returns:
+        (B, C, (H - 2 margin) / ratio, (W - 2 margin) / ratio), same dtype and device.
+    """
+    _check(x, ratio, margin)
+    if ratio == 1 and margin == 0:
+        return x
+    if sigma is None:
+        sigma = dsen2_sigma(ratio)
+    b = x.shape[0]
+    if isinstance(sigma, Tensor):
+        sig = sigma.to(x).reshape(-1, 1).expand(b, 2)
+        peak = float(sig.max()) if sig.numel() else 0.0
+    else:
+        if sigma < 0:
+            raise ValueError(f"degrade_group: sigma must be >= 0, got {sigma}")
+        sig = torch.full((b, 2), float(sigma), dtype=x.dtype, device=x.device)
+        peak = float(sigma)
+    radius = blur_radius(peak)
+    if ratio > 1 and peak > 0 and radius > 0:
+        if radius >= min(x.shape[-2:]):
+            raise ValueError(f"degrade_group: blur radius {radius} px (sigma {peak:g}) needs an image larger than {tuple(x.shape[-2:])}")
+        x = gaussian_blur2d(x, (2 * radius + 1, 2 * radius + 1), sig, border_type="reflect")
+    if margin:
+        x = x[..., margin : x.shape[-2] - margin, margin : x.shape[-1] - margin]
+    return F.avg_pool2d(x, ratio) if ratio > 1 else x
+
+
+class WaldDegradation(nn.Module):
+    """The configured group degradation: DSen2's blur by default, optional training-time randomisation.
+
+    Args:
+        ratio: the task's ratio (2 for 20 m -> 10 m, 6 for 60 m -> 10 m).
+        blur_sigma: Gaussian sigma in pixels of the group being degraded (default: DSen2's ``1 / ratio``).
+        sigma_jitter: relative per-sample jitter of sigma during training (0 = fixed blur).
+        noise_std: std of additive Gaussian noise on degraded training groups, in data units.
+    """
+
+    def __init__(self, ratio: int, blur_sigma: float | None = None, sigma_jitter: float = 0.0, noise_std: float = 0.0) -> None:
+        super().__init__()
+        if not isinstance(ratio, int) or ratio < 1:
+            raise ValueError(f"ratio must be an integer >= 1, got {ratio!r}")
+        for label, value in (("blur_sigma", blur_sigma or 0.0), ("sigma_jitter", sigma_jitter), ("noise_std", noise_std)):
+            if value < 0:
+                raise ValueError(f"data.{label}={value} must be >= 0")
+        if sigma_jitter >= 1:
+            raise ValueError(f"data.sigma_jitter={sigma_jitter} must be < 1 (relative jitter of the blur)")
+        self.ratio = ratio
+        self.sigma = dsen2_sigma(ratio) if blur_sigma is None else float(blur_sigma)
+        self.sigma_jitter = sigma_jitter
+        self.noise_std = noise_std
+
+    def margin(self) -> int:
+        """Pixels (of the group being degraded) that the blur reaches beyond a patch."""
+        return blur_radius(self.sigma * (1.0 + self.sigma_jitter)) if self.ratio > 1 else 0
+
+    def forward(self, x: Tensor, margin: int = 0, randomize: bool = False, generator: torch.Generator | None = None) -> Tensor:
+        """Degrade ``x`` (B, C, H, W) read with ``margin`` extra pixels on each side."""
+        sigma: float | Tensor = self.sigma
+        if randomize and self.sigma_jitter > 0 and self.sigma > 0:
+            u = torch.rand(x.shape[0], generator=generator).to(x)
+            sigma = self.sigma * (1.0 + self.sigma_jitter * (2 * u - 1))
+        y = degrade_group(x, self.ratio, sigma, margin)
+        if randomize and self.noise_std > 0:
+            y = y + self.noise_std * torch.randn(y.shape, generator=generator).to(y)
+        return y
