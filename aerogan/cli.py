@@ -62,6 +62,33 @@ class AeroganCLI(LightningCLI):
             {f"monitors.{name}.{key}": value for name, args in MONITOR_DEFAULTS.items() for key, value in args.items()}
         )
 
+    def predict(self, model: L.LightningModule, datamodule: L.LightningDataModule | None = None,
+                ckpt_path: str | None = None, **kwargs: Any) -> Any:
+        """``aerogan predict``: the Trainer's predict loop, except for multi-resolution data.
+
+        A datamodule with ``prediction_scenes`` (Sentinel-2 band groups) gets one product per scene, on its
+        finest grid with every band (:func:`aerogan.prediction.super_resolve_product`), written by this
+        process on the Trainer's first device; ``aerogan product`` does the same for several models at once.
+        """
+        scenes = getattr(datamodule, "prediction_scenes", None)
+        if scenes is None:
+            return self.trainer.predict(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
+        from aerogan.prediction import load_model, super_resolve_product
+
+        if ckpt_path is None:
+            raise ValueError("aerogan predict on multi-resolution data needs --ckpt_path (a checkpoint written by aerogan fit)")
+        trained = load_model(ckpt_path)
+        scale = int(trained.metadata.get("scale", 1))
+        overlap = None if datamodule.overlap is None else datamodule.overlap * scale
+        for scene in scenes():
+            out = datamodule.product_path(scene)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            report = super_resolve_product(trained, scene, out, nodata=datamodule.nodata, tile=datamodule.tile * scale,
+                                           overlap=overlap, batch_size=datamodule.batch_size, device=self.trainer.strategy.root_device)
+            consistency = "; ".join(f"{m.target_bands} SAM {m.sam:.3g} deg" for m in report.models)
+            print(f"wrote {report.out_path}: {len(report.band_names)} bands in {report.seconds:.1f} s (consistency: {consistency})")
+        return None
+
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The Trainer with the enabled monitors added to the config's callbacks (disabled ones left out).
 

@@ -124,8 +124,12 @@ class MultiResolutionDataModule(L.LightningDataModule):
         data_range: peak value for PSNR/SSIM in data units (default: the largest target value).
         band_statistics: per band name ``[mean, std]`` instead of computing them.
         stats_cache_dir: where statistics are cached when the data folder is read-only.
-        predict_sources: scenes to super-resolve (same kind as ``sources``; default ``sources``).
-        tile / overlap: prediction tile side and overlap, in pixels of the target's grid.
+        predict_sources: scenes for ``aerogan predict`` (each like ``sources``; a flat list of rasters is one
+            scene; default ``sources``). Each becomes one product on its finest grid in ``output_dir``
+            (:func:`aerogan.prediction.super_resolve_product`).
+        tile / overlap: prediction tile side and overlap, in pixels of the target's grid (overlap ``None``:
+            measured from the generator's receptive field, seamless).
+        output_dir: folder of the products written by ``aerogan predict``.
         use_guides: feed the guide groups to the model (default). ``False`` keeps everything else (grids,
             scale, split, patches, degradation) and gives the model the target bands alone: the
             single-input ablation that measures what guidance is worth.
@@ -157,8 +161,9 @@ class MultiResolutionDataModule(L.LightningDataModule):
         band_statistics: dict[str, list[float]] | None = None,
         stats_cache_dir: str | None = None,
         predict_sources: list[str] | str | None = None,
-        tile: int = 64,
-        overlap: int = 8,
+        tile: int = 256,
+        overlap: int | None = None,
+        output_dir: str = "runs/predictions",
         use_guides: bool = True,
     ) -> None:
         super().__init__()
@@ -192,9 +197,10 @@ class MultiResolutionDataModule(L.LightningDataModule):
         self.band_statistics = band_statistics
         self.stats_cache_dir = stats_cache_dir
         self.predict_sources = predict_sources
-        if tile < 1 or overlap < 0:
-            raise ValueError(f"data.tile={tile} must be >= 1 and data.overlap={overlap} >= 0")
+        if tile < 1 or (overlap is not None and overlap < 0):
+            raise ValueError(f"data.tile={tile} must be >= 1 and data.overlap={overlap} >= 0 (or null: measured)")
         self.tile, self.overlap = tile, overlap
+        self.output_dir = output_dir
         self.use_guides = bool(use_guides)
 
         self.scene = self._open_scene(self.sources, "sources")
@@ -357,8 +363,20 @@ class MultiResolutionDataModule(L.LightningDataModule):
             scenes = [self.scene] if self.predict_sources is None else [
                 self._open_scene([p] if not isinstance(p, list) else p, "predict_sources") for p in _predict_items(self.predict_sources)
             ]
-            return PredictWindows(scenes, self.tile, self.overlap)
+            return PredictWindows(scenes, self.tile, self.overlap or 0)
         return WindowDataset(self.scene, self.corners(split), self.window)
+
+    def prediction_scenes(self) -> list[list[str] | str]:
+        """The scenes ``aerogan predict`` turns into products: ``predict_sources`` (default ``sources``)."""
+        return [list(self.sources)] if self.predict_sources is None else _predict_items(self.predict_sources)
+
+    def product_path(self, scene: list[str] | str) -> Path:
+        """Where the product of ``scene`` goes: ``output_dir/<name>_sr.tif``, the name shared by its files
+        (``S2A_MSIL1C_..._T33UUB`` for ``..._10m.tif``, ``..._20m.tif``) or the product's own."""
+        paths = [Path(str(p)) for p in (scene if isinstance(scene, list) else [scene])]
+        stems = [p.name[: -len(".SAFE")] if p.name.upper().endswith(".SAFE") else p.stem for p in paths]
+        name = os.path.commonprefix(stems).rstrip("_-. ") or stems[0]
+        return Path(self.output_dir) / f"{name}_sr.tif"
 
     def setup(self, stage: str) -> None:
         splits = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"], "predict": ["predict"]}[stage]

@@ -117,10 +117,8 @@ def test_conditional_critic_penalty_differentiates_the_judged_bands_only(files: 
     assert not torch.allclose(model.judge(y, guides), model.judge(y, (guides[0] + 1.0,)))
 
 
-def test_cli_links_guide_groups_from_the_data(files: list[Path], run_cli) -> None:
-    cli = run_cli(
-        "fit", "--trainer.fast_dev_run", "1", "--trainer.logger", "false", "--trainer.callbacks", "[]",
-        "--monitors.topology.enabled", "false",
+def cli_args(files: list[Path]) -> list[str]:
+    return [
         "--model", "aerogan.SuperResolution", "--model.generator", "aerogan.nets.DSen2",
         "--model.generator.num_features", "8", "--model.generator.num_blocks", "1",
         "--model.critic", "aerogan.nets.PatchCritic", "--model.critic.num_features", "4",
@@ -129,10 +127,32 @@ def test_cli_links_guide_groups_from_the_data(files: list[Path], run_cli) -> Non
         "--data.target_bands", "[B05, B06, B07, B8A, B11, B12]", "--data.guide_bands", "[[B02, B03, B04, B08]]",
         "--data.patch_size", "8", "--data.batch_size", "2", "--data.samples_per_epoch", "4",
         "--data.val_fraction", "0.25", "--data.test_fraction", "0.25", "--data.split_gap", "2",
-    )
+    ]
+
+
+def test_cli_links_guide_groups_from_the_data(files: list[Path], run_cli) -> None:
+    cli = run_cli("fit", "--trainer.fast_dev_run", "1", "--trainer.logger", "false", "--trainer.callbacks", "[]",
+                  "--monitors.topology.enabled", "false", *cli_args(files))
     gen = cli.model.generator
     assert gen.guide_channels == (4,) and gen.guide_ratios == (1,)
     assert cli.model.metadata["guide_band_names"] == [GROUPS[10]]
+
+
+def test_cli_predict_writes_the_product(files: list[Path], run_cli, tmp_path: Path) -> None:
+    """``aerogan predict`` on multi-resolution data writes one product per scene: every band on the fine grid."""
+    rasterio = pytest.importorskip("rasterio")
+    fit = run_cli("fit", "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1", "--trainer.num_sanity_val_steps", "0",
+                  "--trainer.enable_progress_bar", "false", *cli_args(files))
+    ckpt = Path(fit.trainer.checkpoint_callback.last_model_path)
+    assert ckpt.is_file()
+    with pytest.raises(ValueError, match="ckpt_path"):
+        run_cli("predict", *cli_args(files))
+    run_cli("predict", *cli_args(files), "--data.output_dir", str(tmp_path / "out"), "--data.tile", "16", "--ckpt_path", str(ckpt))
+    out = tmp_path / "out" / "S2_sr.tif"
+    with rasterio.open(out) as dst, rasterio.open(files[0]) as fine:
+        assert dst.descriptions == ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+        assert (dst.height, dst.width) == (fine.height, fine.width) and dst.transform == fine.transform
+        assert (dst.read(1) == fine.read(1)).all()  # the 10 m bands are copied unchanged
 
 
 def test_sre_matches_the_formula() -> None:

@@ -567,8 +567,8 @@ def super_resolve_product(
 
 # ---------------------------------------------------------------------------------------------- CLI
 def main(argv: Sequence[str] | None = None) -> ProductReport:
-    """``python -m aerogan.prediction.product --ckpt a.ckpt [--ckpt b.ckpt] --out out.tif SOURCES...``"""
-    p = argparse.ArgumentParser(prog="python -m aerogan.prediction.product", description=super_resolve_product.__doc__.splitlines()[0])
+    """``aerogan product --ckpt a.ckpt [--ckpt b.ckpt] --out out.tif SOURCES...`` (or ``python -m aerogan.prediction.product``)."""
+    p = argparse.ArgumentParser(prog="aerogan product", description=super_resolve_product.__doc__.splitlines()[0])
     p.add_argument("--ckpt", action="append", required=True, help="a guided model's checkpoint (repeat for T2 and S6)")
     p.add_argument("--out", required=True, help="the output GeoTIFF (COG)")
     p.add_argument("sources", nargs="+", help="group rasters, a .SAFE folder or .zip, or a STAC Item JSON")
