@@ -18,6 +18,12 @@ comparable epoch for epoch.
 gradient of each separately (the supervised term's is the "reaction", the adversarial term's the
 "diffusion").
 
+Training controls SR GAN users expect (all off by default): generator-only pretraining
+(``pretrain_steps``: no critic update and no adversarial term), a schedule of the adversarial weight
+λ(t) (``lambda_schedule``, ``lambda_ramp_start``, ``lambda_ramp_steps``; :class:`aerogan.losses.AdversarialWeightSchedule`),
+the R1 penalty on real samples (``r1_weight``), relativistic-average losses (``adversarial_loss: ragan``), and
+spectral-angle and total-variation terms added to the supervised loss (``sam_weight``, ``tv_weight``).
+
 The training step is lean: the diagnostic scalars (critic scores, Wasserstein estimate, penalty, loss
 terms) are logged only at the batches where the logger writes (``trainer.log_every_n_steps``), with the
 same values and logger step as before; the step's only host-device synchronisation is the optional
@@ -38,7 +44,18 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from aerogan.losses import GANLoss, GANLossName, PixelLossName, make_gan_loss, make_pixel_loss
+from aerogan.losses import (
+    AdversarialWeightSchedule,
+    GANLoss,
+    GANLossName,
+    LambdaScheduleName,
+    PixelLossName,
+    SpectralAngleLoss,
+    TotalVariationLoss,
+    make_gan_loss,
+    make_pixel_loss,
+    r1_penalty,
+)
 from aerogan.rng import rng_states, set_rng_states
 
 Objective = Literal["supervised", "adversarial", "regularized"]
@@ -63,10 +80,27 @@ class AdversarialRegularization(L.LightningModule):
             :class:`aerogan.losses.GANLoss` (``class_path: aerogan.losses.Hinge``). Loss objects given in Python
             (not through the CLI) are not saved as hyperparameters: pass them again to ``load_from_checkpoint``,
             as the networks.
-        lambda_adv: weight of the adversarial term in the generator loss.
+        adversarial_loss: also ``ragan`` / ``ralsgan`` (relativistic average, ESRGAN): the generator step then
+            also takes the critic's scores on the targets (without gradient).
+        lambda_adv: weight of the adversarial term in the generator loss (its value once any ramp is done).
         gp_weight: gradient-penalty weight (WGAN-GP uses 10).
         n_critic: critic updates per generator update.
-        critic_warmup_steps: batches at the start during which only the critic is trained.
+        critic_warmup_steps: batches during which only the critic is trained, right after any pretraining.
+        pretrain_steps: generator-only pretraining: for this many batches at the start the critic is not
+            updated and the generator loss has no adversarial term (λ = 0). Objectives ``supervised`` and
+            ``regularized`` only.
+        lambda_schedule: how λ(t) reaches ``lambda_adv``: ``constant`` (from ``lambda_ramp_start`` on),
+            ``linear`` or ``cosine`` (rising from 0 at ``lambda_ramp_start`` to ``lambda_adv`` over
+            ``lambda_ramp_steps`` batches; the start counts from batch 0 and must not lie inside the
+            pretraining). The generator loss holds ``λ(t) · (GAN generator loss)``; ``train/lambda_adv`` is
+            logged when λ varies. Objective ``regularized`` only (``adversarial`` always weighs its term 1).
+        lambda_ramp_start / lambda_ramp_steps: the ramp's first batch and length (batches).
+        r1_weight: gamma of the R1 penalty ``(gamma / 2) E ||grad_y g(y)||^2`` on real samples (Mescheder et al.
+            2018), added to the critic loss (float32, as the gradient penalty), logged as ``train/r1_penalty``.
+        sam_weight: weight of the spectral-angle term (mean angle in radians between predicted and target
+            spectra, in network space) added to the supervised loss as the loss term ``spectral_angle``.
+        tv_weight: weight of the total-variation term (of the prediction; images only) added to the supervised
+            loss as the loss term ``total_variation``.
         optimizer_g / optimizer_d: optimizer factories (``OptimizerCallable``) for f and g.
         scheduler_g / scheduler_d: optional LR scheduler factories, stepped once per epoch.
         gradient_clip_g / gradient_clip_d: clip gradient norm (algorithm "norm") when given.
@@ -92,6 +126,13 @@ class AdversarialRegularization(L.LightningModule):
         gp_weight: float = 10.0,
         n_critic: int = 5,
         critic_warmup_steps: int = 0,
+        pretrain_steps: int = 0,
+        lambda_schedule: LambdaScheduleName = "constant",
+        lambda_ramp_start: int = 0,
+        lambda_ramp_steps: int = 0,
+        r1_weight: float = 0.0,
+        sam_weight: float = 0.0,
+        tv_weight: float = 0.0,
         optimizer_g: OptimizerCallable = _default_optimizer,
         optimizer_d: OptimizerCallable = _default_optimizer,
         scheduler_g: LRSchedulerCallable | None = None,
@@ -113,8 +154,19 @@ class AdversarialRegularization(L.LightningModule):
             raise ValueError(f"model.n_critic ({n_critic}) and model.critic_warmup_steps ({critic_warmup_steps}) must be >= 0")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"model.ema_decay must lie in (0, 1) or be null, got {ema_decay}")
-        if lambda_adv < 0 or gp_weight < 0:
-            raise ValueError(f"model.lambda_adv ({lambda_adv}) and model.gp_weight ({gp_weight}) must be >= 0")
+        schedule = AdversarialWeightSchedule(lambda_adv, lambda_schedule, lambda_ramp_start, lambda_ramp_steps, pretrain_steps, prefix="model.")
+        for name, weight in (("gp_weight", gp_weight), ("r1_weight", r1_weight), ("sam_weight", sam_weight), ("tv_weight", tv_weight)):
+            if not weight >= 0:
+                raise ValueError(f"model.{name}={weight!r} must be a weight >= 0 (0 disables it)")
+        if objective == "adversarial":
+            settings = (("pretrain_steps", pretrain_steps > 0), ("lambda_schedule", lambda_schedule != "constant"),
+                        ("lambda_ramp_start", lambda_ramp_start > 0), ("sam_weight", sam_weight > 0), ("tv_weight", tv_weight > 0))
+            unused = [f"model.{name}" for name, given in settings if given]
+            if unused:
+                raise ValueError(
+                    f"{', '.join(unused)} need a supervised term, which model.objective='adversarial' lacks: "
+                    "use objective 'regularized', or the defaults (pretrain_steps 0, a constant schedule from batch 0, weights 0)"
+                )
         if _given_hyperparameters.get() is not None:
             # Built by LightningCLI: it saves the whole config (class paths of the nets and optimizers
             # included), so load_from_checkpoint can rebuild the module without the original config.
@@ -133,6 +185,13 @@ class AdversarialRegularization(L.LightningModule):
         self.gp_weight = gp_weight
         self.n_critic = n_critic
         self.critic_warmup_steps = critic_warmup_steps
+        self.pretrain_steps = pretrain_steps
+        self.adversarial_schedule = schedule
+        self.r1_weight = r1_weight
+        self.sam_weight = sam_weight
+        self.tv_weight = tv_weight
+        self.sam_loss = SpectralAngleLoss() if sam_weight > 0 else None
+        self.tv_loss = TotalVariationLoss() if tv_weight > 0 else None
         self.optimizer_g = optimizer_g
         self.optimizer_d = optimizer_d
         self.scheduler_g = scheduler_g
@@ -162,6 +221,11 @@ class AdversarialRegularization(L.LightningModule):
         """(network input, target) in the space the networks work in; subclasses normalise here."""
         return batch[self.input_key], batch[self.target_key]
 
+    def physical(self, y: Tensor) -> Tensor:
+        """Generator-space outputs in the data's own units (identity here; SR de-normalises): the spectral
+        angle is a property of physical spectra, not of per-band standardised ones."""
+        return y
+
     def prepare_guides(self, batch: Mapping[str, Any]) -> tuple[Tensor, ...]:
         """The guide tensors of ``batch`` (multi-resolution data: finer band groups), in network space.
 
@@ -189,18 +253,43 @@ class AdversarialRegularization(L.LightningModule):
     def trains_critic(self) -> bool:
         return self.critic is not None and self.n_critic > 0
 
+    def adversarial_weight(self, step: int | None = None) -> float:
+        """λ(t) at batch ``step`` (default: the current one, from the host counter): the weight of the
+        adversarial term under the ``regularized`` objective, 0 during pretraining and before the ramp."""
+        return self.adversarial_schedule.value(self._batches_seen() if step is None else step)
+
     def generator_terms(self, prediction: Tensor, target: Tensor, guides: Sequence[Tensor] = ()) -> dict[str, Tensor]:
-        """The terms of the generator loss under the current objective; they sum to the loss."""
+        """The terms of the generator loss under the current objective; they sum to the loss.
+
+        ``supervised`` (with ``spectral_angle`` and ``total_variation`` when weighted), ``adversarial`` =
+        λ(t) times the GAN generator loss (absent during pretraining and before the ramp's start), and the
+        generator's own ``weight_penalty`` if it has one.
+        """
         terms: dict[str, Tensor] = {}
         if self.objective in ("supervised", "regularized"):
             terms["supervised"] = self.pixel_loss(prediction, target)
-        if self.objective in ("adversarial", "regularized"):
-            weight = 1.0 if self.objective == "adversarial" else self.lambda_adv
-            terms["adversarial"] = weight * self.adversarial.generator_loss(self.judge(prediction, guides))
+            if self.sam_loss is not None:
+                terms["spectral_angle"] = self.sam_weight * self.sam_loss(self.physical(prediction), self.physical(target))
+            if self.tv_loss is not None:
+                terms["total_variation"] = self.tv_weight * self.tv_loss(prediction)
+        if self.objective == "adversarial":
+            terms["adversarial"] = self._generator_gan_loss(prediction, target, guides)
+        elif self.objective == "regularized" and self.adversarial_schedule.active(step := self._batches_seen()):
+            terms["adversarial"] = self.adversarial_weight(step) * self._generator_gan_loss(prediction, target, guides)
         penalty = getattr(self.generator, "regularization_loss", None)
         if callable(penalty) and (reg := penalty()) is not None:  # e.g. an L1/L2 weight penalty of the generator
             terms["weight_penalty"] = reg
         return terms
+
+    def _generator_gan_loss(self, prediction: Tensor, target: Tensor, guides: Sequence[Tensor]) -> Tensor:
+        """The GAN loss's generator objective on ``prediction``; a relativistic loss also gets the critic's scores
+        on the targets, taken without gradient (only then: one more critic forward)."""
+        fake_scores = self.judge(prediction, guides)
+        if not self.adversarial.needs_real_scores:
+            return self.adversarial.generator_loss(fake_scores)
+        with torch.no_grad():
+            real_scores = self.judge(target, guides)
+        return self.adversarial.generator_loss(fake_scores, real_scores)
 
     def _generator_terms(self, prediction: Tensor, target: Tensor, guides: Sequence[Tensor]) -> dict[str, Tensor]:
         """:meth:`generator_terms`, with the guides only when there are some (subclasses written for
@@ -238,6 +327,10 @@ class AdversarialRegularization(L.LightningModule):
         if self.gp_weight > 0 and (gp := self.adversarial.penalty(self._critic_of(guides), real, fake, eps=eps)) is not None:
             loss = loss + self.gp_weight * gp
             out["gradient_penalty"] = gp.detach()
+        if self.r1_weight > 0:
+            r1 = r1_penalty(self._critic_of(guides), real)
+            loss = loss + (0.5 * self.r1_weight) * r1
+            out["r1_penalty"] = r1.detach()
         out["critic_loss"] = loss
         return out
 
@@ -256,8 +349,10 @@ class AdversarialRegularization(L.LightningModule):
         prediction = self.generate(x, guides)
         diagnostics = self._logs_this_step()
         logs: dict[str, Tensor] = {}
+        step = self._batches_seen()
+        pretraining = self.adversarial_schedule.pretraining(step)
 
-        if self.trains_critic:
+        if self.trains_critic and not pretraining:
             fake = prediction.detach()
             with self.toggled_optimizer(opt_d):
                 for _ in range(self.n_critic):
@@ -273,9 +368,8 @@ class AdversarialRegularization(L.LightningModule):
                 logs.update({k: v.detach() for k, v in out.items()})
                 self._report_collapse()
 
-        step = self._batches_seen()
         loss_g: Tensor | None = None
-        if step >= self.critic_warmup_steps:
+        if pretraining or step >= self.pretrain_steps + self.critic_warmup_steps:
             with self.toggled_optimizer(opt_g):
                 terms = self._generator_terms(prediction, y, guides)
                 loss_g = sum(terms.values())
@@ -303,7 +397,11 @@ class AdversarialRegularization(L.LightningModule):
             logs["supervised"] = supervised
             if loss_g is not None:
                 logs["generator_loss"] = loss_g.detach()
-            self.log_dict({f"train/{k}": v for k, v in logs.items()}, prog_bar=False, on_step=True, on_epoch=False, batch_size=batch_size)
+            metrics = {f"train/{k}": v for k, v in logs.items()}
+            if self.objective == "regularized" and self.adversarial_schedule.varies:
+                # a CPU tensor: Lightning keeps it on the CPU, so no host-to-device copy (a float would be copied)
+                metrics["train/lambda_adv"] = torch.tensor(self.adversarial_weight(step))
+            self.log_dict(metrics, prog_bar=False, on_step=True, on_epoch=False, batch_size=batch_size)
         if log_main:
             main = loss_g.detach() if loss_g is not None else supervised
             self.log("train/loss", main, prog_bar=True, on_step=True, on_epoch=False, batch_size=batch_size)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,12 @@ class ExportedSuperResolution(nn.Module):
 
     def __init__(self, model: SuperResolution) -> None:
         super().__init__()
+        if getattr(model, "consistency_projection", False):
+            warnings.warn(
+                "export: model.consistency_projection is not part of the exported graph (its solver checks convergence "
+                "at run time); the exported network gives the generator's output before the projection",
+                stacklevel=2,
+            )
         self.generator = copy.deepcopy(model.inference_generator).eval()
         self.register_buffer("input_mean", model.input_norm.mean.detach().clone().view(1, -1, 1, 1))
         self.register_buffer("input_std", model.input_norm.std.detach().clone().view(1, -1, 1, 1))

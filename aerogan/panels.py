@@ -1,8 +1,12 @@
-"""Sample panels for TensorBoard: LR upsampled (bicubic), SR, HR and |error|, side by side.
+"""Sample panels for TensorBoard: LR upsampled (bicubic), SR, HR and |error|, side by side; and the correctness map.
 
 All three image columns share one stretch per composite band (the 2nd-98th percentile of the HR
 samples), so brightness differences between columns are real, not a display artefact. The error
 column shows the mean absolute error over all bands at 4x the composite's contrast.
+
+The correctness panel (:func:`render_correctness`) colours each pixel by its class
+(:func:`aerogan.metrics.correctness_map`): improvement green, omission blue, hallucination red; undecided
+pixels show the HR luminance, dimmed. Its rows line up with those of :func:`render_panels`.
 """
 
 from __future__ import annotations
@@ -10,6 +14,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from aerogan.metrics.correctness import HALLUCINATION, IMPROVEMENT, OMISSION
+
+#: RGB of each class in the correctness panel.
+CLASS_COLOURS = {IMPROVEMENT: (0.10, 0.75, 0.25), OMISSION: (0.15, 0.45, 0.95), HALLUCINATION: (0.95, 0.15, 0.15)}
 
 
 def band_stretch(reference: Tensor, low: float = 0.02, high: float = 0.98) -> tuple[Tensor, Tensor]:
@@ -47,3 +56,33 @@ def render_panels(lr_up: Tensor, sr: Tensor, hr: Tensor, rgb_bands: list[int], p
     cols = [F.pad(c, (pad, pad, pad, pad), value=1.0) for c in columns]
     rows = torch.cat(cols, dim=3)  # (B, 3, H, 4W)
     return torch.cat(list(rows), dim=1)  # (3, B*H, 4W)
+
+
+def luminance(hr: Tensor, rgb_bands: list[int]) -> Tensor:
+    """The colour composite of ``hr`` (B, C, H, W) stretched as in :func:`render_panels`, averaged: (B, H, W) in [0, 1]."""
+    comp = hr.detach().float().cpu()[:, list(rgb_bands)]
+    lo, hi = band_stretch(comp)
+    return _apply(comp, lo, hi).mean(1)
+
+
+def render_correctness(classes: Tensor, background: Tensor | None = None, pad: int = 2) -> Tensor:
+    """A (3, H, W) float image in [0, 1], one row per sample: the class map (B, H, W) in colour.
+
+    ``background`` (B, H, W) in [0, 1] (e.g. the stretched HR luminance) shows, at a third of its
+    brightness, under the undecided pixels; without it they are black.
+    """
+    if classes.ndim != 3:
+        raise ValueError(f"render_correctness: expected a (B, H, W) class map, got shape {tuple(classes.shape)}")
+    classes = classes.detach().cpu()
+    if background is None:
+        image = torch.zeros(classes.shape[0], 3, *classes.shape[1:])
+    else:
+        if background.shape != classes.shape:
+            raise ValueError(f"render_correctness: background {tuple(background.shape)} must be the class map's shape {tuple(classes.shape)}")
+        image = (background.detach().float().cpu().clamp(0, 1) / 3)[:, None].expand(-1, 3, -1, -1).clone()
+    for k, rgb in CLASS_COLOURS.items():
+        mask = (classes == k)[:, None].expand(-1, 3, -1, -1)
+        colour = torch.tensor(rgb).view(1, 3, 1, 1).expand_as(image)
+        image = torch.where(mask, colour, image)
+    rows = F.pad(image, (pad, pad, pad, pad), value=1.0)
+    return torch.cat(list(rows), dim=1)

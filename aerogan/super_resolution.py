@@ -2,9 +2,11 @@
 
 Adds what a remote-sensing user expects around the objective: per-band normalisation taken from the
 datamodule and stored in the checkpoint, metrics on physical values (PSNR, SSIM, SAM, per-band RMSE;
-ERGAS at test) for the model *and* the bicubic baseline, TensorBoard sample panels, and prediction in
-physical units. Data properties (band counts, scale, band names, data range) come from the
-datamodule at ``setup`` and travel in the checkpoint under ``"aerogan"``.
+ERGAS at test) for the model *and* the bicubic baseline, the "trustworthy pixels" metrics (consistency
+with the input under the data's degradation, synthesis over the upsampled input, per-pixel correctness),
+TensorBoard sample panels with a correctness map, and prediction in physical units. Data properties
+(band counts, scale, band names, data range, the nominal degradation) come from the datamodule at
+``setup`` and travel in the checkpoint under ``"aerogan"``.
 """
 
 from __future__ import annotations
@@ -15,14 +17,27 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from aerogan.adversarial import AdversarialRegularization
-from aerogan.metrics import BandRMSE, Consistency, SignalToReconstructionError, ergas, image_metrics
+from aerogan.degradation import GaussianBlockMean
+from aerogan.metrics import (
+    BandRMSE,
+    Consistency,
+    Correctness,
+    SignalToReconstructionError,
+    Synthesis,
+    ergas,
+    image_metrics,
+)
+from aerogan.nets.projection import ConsistencyProjection
 from aerogan.normalization import BandNormalizer
-from aerogan.panels import render_panels
+from aerogan.panels import luminance, render_correctness, render_panels
 
-_METADATA_KEYS = ("scale", "input_band_names", "target_band_names", "target_in_input", "data_range", "rgb_bands")
+_METADATA_KEYS = ("scale", "input_band_names", "target_band_names", "target_in_input", "data_range", "rgb_bands", "degradation")
+#: The metrics that need the upsampled input (consistency also needs the data's degradation).
+_TRUST_METRICS = ("consistency", "baseline_consistency", "synthesis", "correctness")
 
 
 class SuperResolution(AdversarialRegularization):
@@ -32,6 +47,10 @@ class SuperResolution(AdversarialRegularization):
         generator / critic: the networks f and g.
         num_panels: samples shown in the TensorBoard panel (0 disables panels).
         panel_every_n_epochs: validation epochs between panels.
+        consistency_projection: end every generator pass with :class:`~aerogan.nets.ConsistencyProjection`
+            (the minimum change that makes the output, degraded by the data's nominal degradation, give back
+            the input bands exactly), in training, evaluation and prediction alike. Needs the target bands
+            among the inputs and a degradation the projection can invert (checked at setup).
         **kwargs: the other arguments of :class:`AdversarialRegularization` (objective, losses, lambda_adv,
             n_critic, optimizers, ...), passed on unchanged.
     """
@@ -42,6 +61,7 @@ class SuperResolution(AdversarialRegularization):
         critic: nn.Module | None = None,
         num_panels: int = 4,
         panel_every_n_epochs: int = 1,
+        consistency_projection: bool = False,
         **kwargs: Any,
     ) -> None:
         # jsonargparse follows **kwargs into AdversarialRegularization.__init__, so the CLI and
@@ -51,12 +71,15 @@ class SuperResolution(AdversarialRegularization):
             raise ValueError(f"model.num_panels ({num_panels}) must be >= 0 and model.panel_every_n_epochs ({panel_every_n_epochs}) >= 1")
         self.num_panels = num_panels
         self.panel_every_n_epochs = panel_every_n_epochs
+        self.consistency_projection = bool(consistency_projection)
+        self._projection: ConsistencyProjection | None = None
         self.input_norm = BandNormalizer()
         self.target_norm = BandNormalizer()
         # one normaliser per guide group of a guided generator (multi-resolution data), finest first
         self.guide_norms = nn.ModuleList(BandNormalizer() for _ in getattr(generator, "guide_channels", ()))
         self.metadata: dict[str, Any] = {}
         self._metrics_ready = False
+        self._trust_metrics: tuple[str, ...] = ()
         self._baseline_seen: set[str] = set()
 
     # ------------------------------------------------------------------ data properties
@@ -83,10 +106,14 @@ class SuperResolution(AdversarialRegularization):
             if self.guide_norms:
                 self.metadata["guide_band_names"] = dm.guide_band_names()
                 self.metadata["guide_ratios"] = list(dm.guide_ratios)
+            if hasattr(dm, "degradation_spec"):
+                self.metadata["degradation"] = dict(dm.degradation_spec)
         if not self.input_norm.initialized:
             raise RuntimeError(
                 "SuperResolution needs band statistics: use a datamodule with statistics() or load a checkpoint"
             )
+        if self.consistency_projection and dm is not None:
+            self._check_projection(dm.patch_size)
         self._build_metrics()
 
     def _check_generator(self, dm: Any) -> None:
@@ -106,7 +133,7 @@ class SuperResolution(AdversarialRegularization):
         self.generator.eval()
         try:
             with torch.no_grad():
-                y = self.generate(x, guides)
+                y = super().generate(x, guides)  # the network alone: the projection needs the statistics set below
             if self.critic is not None:
                 with torch.no_grad():
                     self.judge(y, guides)  # materialises lazy critics before DDP wraps the model
@@ -142,8 +169,47 @@ class SuperResolution(AdversarialRegularization):
         for stage in ("val", "test"):
             setattr(self, f"{stage}_sre", SignalToReconstructionError(nb).to(self.device))
             setattr(self, f"{stage}_baseline_sre", SignalToReconstructionError(nb).to(self.device))
-            setattr(self, f"{stage}_consistency", Consistency(nb, scale).to(self.device))
+        self._build_trust_metrics(nb, scale)
         self._metrics_ready = True
+
+    def _build_trust_metrics(self, nb: int, scale: int) -> None:
+        """Consistency (and its bicubic twin), synthesis and correctness, where they are defined.
+
+        They compare the output with the upsampled input, so band synthesis (target bands not among the
+        inputs, or scale 1) has none: one warning says so. Consistency degrades the output with the data's
+        nominal degradation (``metadata["degradation"]``, from the datamodule or the checkpoint); without it,
+        only consistency is skipped.
+        """
+        if self.metadata.get("target_in_input") is None or scale == 1:
+            rank_zero_warn(
+                "SuperResolution: consistency, synthesis and correctness are not computed: they compare the output "
+                "with the upsampled input, which band synthesis (target bands not among the inputs, or scale 1) "
+                f"does not have (data scale {scale}, target_in_input {self.metadata.get('target_in_input')})"
+            )
+            self._trust_metrics = ()
+            return
+        spec = self.metadata.get("degradation")
+        names = list(_TRUST_METRICS)
+        if spec is None:
+            rank_zero_warn(
+                "SuperResolution: consistency is not computed: the datamodule states no degradation_spec "
+                "({'scale': int, 'sigma': HR pixels}) and the checkpoint holds none"
+            )
+            names = [n for n in names if not n.endswith("consistency")]
+        else:
+            if int(spec.get("scale", -1)) != scale or float(spec.get("sigma", -1.0)) < 0:
+                raise ValueError(
+                    f"the data's degradation_spec {spec} must be {{'scale': {scale}, 'sigma': >= 0}} (HR pixels) "
+                    f"for data of scale {scale}"
+                )
+        for stage in ("val", "test"):
+            if spec is not None:
+                for name in ("consistency", "baseline_consistency"):
+                    metric = Consistency(nb, scale, float(spec["sigma"]), spatial=True)
+                    setattr(self, f"{stage}_{name}", metric.to(self.device))
+            setattr(self, f"{stage}_synthesis", Synthesis(nb).to(self.device))
+            setattr(self, f"{stage}_correctness", Correctness().to(self.device))
+        self._trust_metrics = tuple(names)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
@@ -169,6 +235,51 @@ class SuperResolution(AdversarialRegularization):
                 f"({self.metadata.get('guide_band_names', [])}) but {len(guides)} were given"
             )
         return tuple(norm(g) for norm, g in zip(self.guide_norms, guides, strict=True))
+
+    def generate(self, x: Tensor, guides: Sequence[Tensor] = (), network: nn.Module | None = None) -> Tensor:
+        """The generator's output, projected onto the outputs consistent with ``x`` when ``consistency_projection``.
+
+        The projection runs in normalised target space: the degradation is linear, per band, and keeps
+        constants, so consistency there is consistency in physical units.
+        """
+        pred = super().generate(x, guides, network)
+        if not self.consistency_projection:
+            return pred
+        lr = self.target_norm(self.input_norm.inverse(x)[:, self.metadata["target_in_input"]])
+        return self._projector()(pred, lr.to(pred.dtype))
+
+    def physical(self, y: Tensor) -> Tensor:
+        """Normalised target-space tensors in the data's units (the spectral-angle term compares these)."""
+        return self.target_norm.inverse(y)
+
+    def _projector(self) -> ConsistencyProjection:
+        """The projection for the data's nominal degradation (``metadata["degradation"]``), built once."""
+        if self._projection is None:
+            if self.metadata.get("target_in_input") is None or int(self.metadata.get("scale", 1)) == 1:
+                raise ValueError(
+                    "model.consistency_projection: true needs the target bands among the inputs at a scale > 1 "
+                    f"(the data has target_in_input {self.metadata.get('target_in_input')}, scale {self.metadata.get('scale')}); "
+                    "band synthesis has no input to be consistent with: set it to false"
+                )
+            spec = self.metadata.get("degradation")
+            if spec is None:
+                raise ValueError(
+                    "model.consistency_projection: true needs the data's degradation (a datamodule with degradation_spec, "
+                    "or a checkpoint that stores it)"
+                )
+            self._projection = ConsistencyProjection(GaussianBlockMean(int(spec["scale"]), float(spec["sigma"])))
+        return self._projection
+
+    def _check_projection(self, patch_size: int) -> None:
+        """Fail at setup, not mid-training, when the projection cannot invert the data's degradation."""
+        projector = self._projector()
+        scale = int(self.metadata["scale"])
+        n = self.target_norm.mean.numel()
+        generator = torch.Generator().manual_seed(0)
+        sr = torch.randn(1, n, patch_size, patch_size, generator=generator)
+        lr = torch.randn(1, n, patch_size // scale, patch_size // scale, generator=generator)
+        with torch.no_grad():
+            projector(sr, lr)  # raises a ValueError naming model.consistency_projection when it cannot
 
     def super_resolve(self, x: Tensor, guides: Sequence[Tensor] = ()) -> Tensor:
         """Physical LR input (B, C_in, h, w) (and guide groups) -> physical SR output (B, C_out, h*s, w*s)."""
@@ -199,7 +310,7 @@ class SuperResolution(AdversarialRegularization):
         if base is not None:
             getattr(self, f"{stage}_baseline").update(base, hr)
             getattr(self, f"{stage}_baseline_sre").update(base, hr)
-            getattr(self, f"{stage}_consistency").update(sr, batch["input"].float()[:, self.metadata["target_in_input"]])
+            self._update_trust_metrics(stage, sr, base, hr, batch["input"].float()[:, self.metadata["target_in_input"]])
             self._baseline_seen.add(stage)
         if stage == "test":
             self.test_ergas.update(sr, hr)
@@ -207,6 +318,15 @@ class SuperResolution(AdversarialRegularization):
                 self.test_baseline_rmse.update(base, hr)
                 self.test_baseline_ergas.update(base, hr)
         return sr, base
+
+    def _update_trust_metrics(self, stage: str, sr: Tensor, base: Tensor, hr: Tensor, lr: Tensor) -> None:
+        """Consistency of SR and bicubic with the input ``lr`` (target bands), synthesis, correctness."""
+        if "consistency" in self._trust_metrics:
+            getattr(self, f"{stage}_consistency").update(sr, lr)
+            getattr(self, f"{stage}_baseline_consistency").update(base, lr)
+        if "synthesis" in self._trust_metrics:
+            getattr(self, f"{stage}_synthesis").update(sr, base)
+            getattr(self, f"{stage}_correctness").update(sr, base, hr)
 
     def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
         sr, base = self._evaluate(batch, "val")
@@ -230,9 +350,7 @@ class SuperResolution(AdversarialRegularization):
         values[f"{stage}/sre"] = getattr(self, f"{stage}_sre").compute().mean()
         if base_values:
             values[f"{stage}/sre_bicubic"] = getattr(self, f"{stage}_baseline_sre").compute().mean()
-            consistency = getattr(self, f"{stage}_consistency").compute()
-            values[f"{stage}/consistency_rmse"] = consistency["rmse"].mean()
-            values[f"{stage}/consistency_sam"] = consistency["sam"]
+            values.update(self._trust_values(stage, names))
             values.update(base_values)
             values[f"{stage}/psnr_gain"] = values[f"{stage}/psnr"] - base_values[f"{stage}/psnr_bicubic"]
         if stage == "test":
@@ -245,8 +363,35 @@ class SuperResolution(AdversarialRegularization):
         self.log(f"{stage}/psnr", psnr.float(), prog_bar=True)
         self._reset_metrics(stage)
 
+    def _trust_values(self, stage: str, names: Sequence[str]) -> dict[str, Tensor]:
+        """``{stage}/consistency/...`` (with ``_bicubic`` twins), ``{stage}/synthesis/...``, ``{stage}/correctness/...``.
+
+        Synthesis and correctness have no bicubic twin: the bicubic output *is* the upsampled input, so its
+        synthesis is 0 and every classified pixel of it is an omission, by definition.
+        """
+        values: dict[str, Tensor] = {}
+        multiband = len(names) > 1
+        if "consistency" in self._trust_metrics:
+            for label, name in (("", "consistency"), ("_bicubic", "baseline_consistency")):
+                c = getattr(self, f"{stage}_{name}").compute()
+                for key in ("rmse", "l1"):
+                    values[f"{stage}/consistency/{key}{label}"] = c[key].mean()
+                    if not label:
+                        values.update({f"{stage}/consistency/{key}/{n}": v for n, v in zip(names, c[key], strict=True)})
+                if multiband:
+                    values[f"{stage}/consistency/sam{label}"] = c["sam"]
+                values[f"{stage}/consistency/shift{label}"] = c["shift"]
+        if "synthesis" in self._trust_metrics:
+            l1 = getattr(self, f"{stage}_synthesis").compute()
+            values[f"{stage}/synthesis/l1"] = l1.mean()
+            values.update({f"{stage}/synthesis/l1/{n}": v for n, v in zip(names, l1, strict=True)})
+            for key, value in getattr(self, f"{stage}_correctness").compute().items():
+                values[f"{stage}/correctness/{key}"] = value
+        return values
+
     def _stage_metrics(self, stage: str) -> list[Any]:
-        names = ["metrics", "baseline", "rmse", "sre", "baseline_sre", "consistency"] + (["ergas", "baseline_ergas", "baseline_rmse"] if stage == "test" else [])
+        names = ["metrics", "baseline", "rmse", "sre", "baseline_sre", *self._trust_metrics]
+        names += ["ergas", "baseline_ergas", "baseline_rmse"] if stage == "test" else []
         return [getattr(self, f"{stage}_{n}") for n in names]
 
     def _reset_metrics(self, stage: str) -> None:
@@ -320,7 +465,13 @@ class SuperResolution(AdversarialRegularization):
                     base = base[:, [min(i, base.shape[1] - 1) for i in range(hr.shape[1])]]
                 rgb = self.metadata.get("rgb_bands") or [0, min(1, hr.shape[1] - 1), min(2, hr.shape[1] - 1)]
                 image = render_panels(base[:n], sr[:n], hr, rgb)
+                correctness_image = None
+                if "correctness" in self._trust_metrics:  # the bicubic baseline exists: base is the upsampled input
+                    correctness_image = render_correctness(self.val_correctness.classify(sr[:n], base[:n], hr), luminance(hr, rgb))
             step = getattr(getattr(self.trainer.fit_loop, "epoch_loop", None), "_batches_that_stepped", self.global_step)
-            self._tensorboard().experiment.add_image("samples/lr_sr_hr_error", image, global_step=step)
+            experiment = self._tensorboard().experiment
+            experiment.add_image("samples/lr_sr_hr_error", image, global_step=step)
+            if correctness_image is not None:
+                experiment.add_image("samples/correctness", correctness_image, global_step=step)
         finally:
             self.train(was_training)

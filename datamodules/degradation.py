@@ -1,20 +1,19 @@
-"""The degradation that makes a low-resolution image from a high-resolution one.
+"""The degradation that makes a low-resolution image from a high-resolution one, for the scene datamodules.
 
 Protocol (Wald-style, as in DSen2): each band is blurred with a Gaussian of standard deviation
 ``sigma = blur_sigma * scale`` high-resolution pixels (a sensor MTF stand-in), then decimated by an
-``scale x scale`` block mean. Optional training-time randomisation: a per-sample jitter of sigma and
-additive Gaussian noise. Scale 1 (band synthesis) is the identity. Blur comes from kornia, so it runs
-on whatever device the batch is on.
+``scale x scale`` block mean. The deterministic core is the project's one operator,
+:class:`aerogan.degradation.GaussianBlockMean`, which the model also uses to check its outputs against
+their inputs. This module adds the optional training-time randomisation: a per-sample jitter of sigma
+and additive Gaussian noise. Scale 1 (band synthesis) is the identity. It runs on the batch's device.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
-from kornia.filters import gaussian_blur2d
 from torch import Tensor, nn
+
+from aerogan.degradation import GaussianBlockMean, blur_radius, gaussian_block_mean
 
 
 class Degradation(nn.Module):
@@ -39,11 +38,12 @@ class Degradation(nn.Module):
         self.blur_sigma = blur_sigma
         self.sigma_jitter = sigma_jitter
         self.noise_std = noise_std
+        # the nominal operator: scale 1 degrades nothing, so its sigma is 0
+        self.operator = GaussianBlockMean(scale, float(blur_sigma) * scale if scale > 1 else 0.0)
 
     def kernel_size(self) -> int:
-        """Odd kernel size covering +-3 sigma at the largest sigma that can be drawn."""
-        sigma = self.blur_sigma * self.scale * (1.0 + self.sigma_jitter)
-        return 2 * max(1, math.ceil(3 * sigma)) + 1
+        """Odd kernel size covering the largest sigma that can be drawn (radius ``int(4 sigma + 0.5)``)."""
+        return 2 * blur_radius(self.operator.sigma * (1.0 + self.sigma_jitter)) + 1
 
     def forward(self, hr: Tensor, randomize: bool = False) -> Tensor:
         """Degrade ``hr`` (B, C, H, W); H and W must be multiples of ``scale``."""
@@ -52,15 +52,12 @@ class Degradation(nn.Module):
         b, _, h, w = hr.shape
         if h % self.scale or w % self.scale:
             raise ValueError(f"image size {h}x{w} is not a multiple of scale={self.scale}")
-        x = hr
-        if self.blur_sigma > 0:
-            sigma = torch.full((b, 2), self.blur_sigma * self.scale, device=hr.device, dtype=hr.dtype)
-            if randomize and self.sigma_jitter > 0:
-                jitter = 1.0 + self.sigma_jitter * (2 * torch.rand(b, 1, device=hr.device, dtype=hr.dtype) - 1)
-                sigma = sigma * jitter
-            k = self.kernel_size()
-            x = gaussian_blur2d(x, (k, k), sigma, border_type="reflect")
-        x = F.avg_pool2d(x, self.scale)
+        sigma = self.operator.sigma
+        if randomize and self.sigma_jitter > 0 and sigma > 0:
+            jitter = 1.0 + self.sigma_jitter * (2 * torch.rand(b, 1, device=hr.device, dtype=hr.dtype) - 1)
+            x = gaussian_block_mean(hr, self.scale, sigma * jitter.view(-1), radius=(self.kernel_size() - 1) // 2)
+        else:
+            x = self.operator(hr)
         if randomize and self.noise_std > 0:
             x = x + self.noise_std * torch.randn_like(x)
         return x

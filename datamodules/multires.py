@@ -294,6 +294,16 @@ class MultiResolutionDataModule(L.LightningDataModule):
         return list(self._guide_ratios) if self.use_guides else []
 
     @property
+    def degradation_spec(self) -> dict[str, int | float]:
+        """The nominal degradation of the target group, ``{"scale": int, "sigma": float}``: Wald's ratio and
+        its blur sigma in pixels of the target's own grid (DSen2: ``1 / scale``), without jitter and noise.
+
+        At the training level the target's own grid is the output grid, so this is the operator that maps
+        an output back onto the input (:class:`aerogan.degradation.GaussianBlockMean`).
+        """
+        return {"scale": int(self._scale), "sigma": float(self.degradation.sigma)}
+
+    @property
     def target_in_input(self) -> list[int]:
         """The input holds the target bands (coarse), so the bicubic baseline upsamples all of them."""
         return list(range(self.out_channels))

@@ -168,6 +168,17 @@ class SuperResolutionDataModule(L.LightningDataModule):
     def data_range(self) -> float:
         return float(self._data_range) if self._data_range is not None else self.default_data_range()
 
+    @property
+    def degradation_spec(self) -> dict[str, int | float]:
+        """The nominal degradation LR = D(HR): ``{"scale": int, "sigma": float}``, sigma in HR pixels.
+
+        The deterministic part of :attr:`degradation` (``blur_sigma * scale``; 0 at scale 1, where nothing is
+        degraded), without the training-time jitter and noise. The model stores it in its checkpoint and
+        degrades its outputs with it (:class:`aerogan.degradation.GaussianBlockMean`) to score their
+        consistency with the input. For paired sensors it is the assumed relation between the two.
+        """
+        return {"scale": int(self.scale), "sigma": float(self.degradation.operator.sigma)}
+
     # ----------------------------------------------------------------- Lightning hooks
     def setup(self, stage: str) -> None:
         splits = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"], "predict": ["predict"]}[stage]

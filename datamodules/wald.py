@@ -4,29 +4,26 @@ To train a network that brings coarse bands to the resolution of fine ones, wher
 all groups are degraded by the same ratio ``r`` and the network learns one level down, where the
 original coarse bands are the truth (Wald et al. 1997; DSen2, Lanaras et al. 2018). DSen2's recipe
 (``downPixelAggr``): a Gaussian blur of sigma ``1 / r`` pixels of the group being degraded (scipy's
-``gaussian_filter``, truncated at 4 sigma), then an ``r x r`` block mean. Here the blur is kornia's
-``gaussian_blur2d`` with the same discrete kernel, so it runs on the batch's device; at the image
-border kornia reflects without repeating the edge pixel (scipy repeats it), which only touches the
-outer ``4 sigma`` pixels. Training patches are read with a margin at least that wide and cropped
-after the blur, so their degraded values equal those of the degraded whole scene.
+``gaussian_filter``, truncated at 4 sigma), then an ``r x r`` block mean. The deterministic core is the
+project's one operator (:func:`aerogan.degradation.gaussian_block_mean`, kornia's ``gaussian_blur2d``
+with the same discrete kernel), so it runs on the batch's device and the model's consistency metric
+degrades its outputs the same way; at the image border kornia reflects without repeating the edge pixel
+(scipy repeats it), which only touches the outer ``4 sigma`` pixels. Training patches are read with a
+margin at least that wide and cropped after the blur, so their degraded values equal those of the
+degraded whole scene. This module keeps the training-time randomisation (sigma jitter, noise).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from kornia.filters import gaussian_blur2d
 from torch import Tensor, nn
+
+from aerogan.degradation import blur_radius, gaussian_block_mean
 
 
 def dsen2_sigma(ratio: int) -> float:
     """DSen2's blur: sigma ``1 / ratio`` in pixels of the group being degraded."""
     return 1.0 / ratio
-
-
-def blur_radius(sigma: float) -> int:
-    """Half width of the discrete Gaussian kernel (scipy's ``truncate=4``: ``int(4 sigma + 0.5)``)."""
-    return int(4.0 * sigma + 0.5)
 
 
 def _check(x: Tensor, ratio: int, margin: int) -> None:
@@ -60,23 +57,9 @@ def degrade_group(x: Tensor, ratio: int, sigma: float | Tensor | None = None, ma
         return x
     if sigma is None:
         sigma = dsen2_sigma(ratio)
-    b = x.shape[0]
-    if isinstance(sigma, Tensor):
-        sig = sigma.to(x).reshape(-1, 1).expand(b, 2)
-        peak = float(sig.max()) if sig.numel() else 0.0
-    else:
-        if sigma < 0:
-            raise ValueError(f"degrade_group: sigma must be >= 0, got {sigma}")
-        sig = torch.full((b, 2), float(sigma), dtype=x.dtype, device=x.device)
-        peak = float(sigma)
-    radius = blur_radius(peak)
-    if ratio > 1 and peak > 0 and radius > 0:
-        if radius >= min(x.shape[-2:]):
-            raise ValueError(f"degrade_group: blur radius {radius} px (sigma {peak:g}) needs an image larger than {tuple(x.shape[-2:])}")
-        x = gaussian_blur2d(x, (2 * radius + 1, 2 * radius + 1), sig, border_type="reflect")
-    if margin:
-        x = x[..., margin : x.shape[-2] - margin, margin : x.shape[-1] - margin]
-    return F.avg_pool2d(x, ratio) if ratio > 1 else x
+    if not isinstance(sigma, Tensor) and sigma < 0:
+        raise ValueError(f"degrade_group: sigma must be >= 0, got {sigma}")
+    return gaussian_block_mean(x, ratio, sigma, margin=margin)
 
 
 class WaldDegradation(nn.Module):

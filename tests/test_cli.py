@@ -207,3 +207,18 @@ def test_sentinel2_multires_configs_run_with_the_supervised_overlay(config: str,
         assert len(gen.guide_channels) == len(cli.datamodule.guide_band_names()) >= 1
         assert cli.trainer.callback_metrics["val/rmse"].isfinite()
         assert cli.model.objective == ("supervised" if overlay else "regularized")
+
+
+def test_srgan_controls_overlay_trains_and_logs_the_ramp(run_cli, tmp_path: Path) -> None:
+    """The controls overlay applies to any run: pretraining, a cosine ramp, RaGAN + R1 and the SAM term."""
+    cli = run_cli(
+        "fit", "--config", TINY, "--config", CONFIGS / "objective" / "srgan_controls.yaml",
+        "--monitors.topology.enabled", "false", "--trainer.max_epochs", "2",
+        "--model.init_args.pretrain_steps", "2", "--model.init_args.lambda_ramp_start", "2",
+        "--model.init_args.lambda_ramp_steps", "3",
+    )  # fmt: skip
+    model = cli.model
+    assert model.adversarial_weight(1) == 0.0 and model.adversarial_weight(5) == pytest.approx(model.lambda_adv)
+    run = sorted((tmp_path / "runs" / "tiny").glob("version_*"))[-1]
+    scalars = set(load_events(run).Tags()["scalars"])
+    assert {"train/lambda_adv", "train/r1_penalty", "train/spectral_angle"} <= scalars

@@ -93,6 +93,13 @@ def test_adversarial_values(kind: str) -> None:
     assert loss.uses_gradient_penalty == (kind == "wgan-gp")
 
 
+def test_lsgan_labels() -> None:
+    """Targets real_label / fake_label; the defaults (1, 0) are the values above."""
+    loss = losses.LSGAN(real_label=1.0, fake_label=-1.0)
+    assert loss.critic_loss(REAL, FAKE).item() == pytest.approx(0.5 * (0 + 4) / 2 + 0.5 * (0 + 1.5**2) / 2)
+    assert loss.generator_loss(FAKE).item() == pytest.approx(_HAND["lsgan"][1])
+
+
 def test_adversarial_hand_values_literal() -> None:
     """Guard the table above with plain numbers."""
     assert _HAND["wgan"] == (-2.25, 0.25)
@@ -119,13 +126,14 @@ def test_adversarial_signs(kind: str) -> None:
 
 
 def test_adversarial_bad_kind() -> None:
-    with pytest.raises(ValueError, match=r"'vanilla'.*wgan-gp, wgan, hinge, nonsaturating, lsgan"):
+    with pytest.raises(ValueError, match=r"'vanilla'.*wgan-gp, wgan, hinge, nonsaturating, lsgan, ragan, ralsgan"):
         make_gan_loss("vanilla")
     with pytest.raises(ValueError, match=r"model.adversarial_loss='vanilla'.*wgan-gp, wgan, hinge, nonsaturating, lsgan"):
         AdversarialRegularization(nn.Linear(2, 2), nn.Linear(2, 1), adversarial_loss="vanilla")
 
 
-_CLASSES = {"wgan-gp": "WGANGP", "wgan": "WGAN", "hinge": "Hinge", "nonsaturating": "NonSaturating", "lsgan": "LSGAN"}
+_CLASSES = {"wgan-gp": "WGANGP", "wgan": "WGAN", "hinge": "Hinge", "nonsaturating": "NonSaturating", "lsgan": "LSGAN",
+            "ragan": "RaGAN", "ralsgan": "RaLSGAN"}
 
 
 def test_gan_loss_names_are_defined_once_and_map_to_their_classes() -> None:

@@ -1,11 +1,16 @@
-"""WGAN-GP gradient penalty (Gulrajani et al. 2017)."""
+"""Critic gradient penalties: WGAN-GP's (Gulrajani et al. 2017) and R1 on real samples (Mescheder et al. 2018).
+
+Both differentiate the critic with respect to its input in float32 with autocast disabled (see
+:func:`gradient_penalty`) and keep the graph, so the penalty trains the critic."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["gradient_penalty"]
+__all__ = ["gradient_penalty", "r1_penalty"]
 
 
 def gradient_penalty(
@@ -49,9 +54,28 @@ def gradient_penalty(
         eps = eps.to(device=device, dtype=torch.float32).reshape(shape)
     real32 = real.detach().to(torch.float32)
     fake32 = fake.detach().to(torch.float32)
-    x_hat = (eps * real32 + (1.0 - eps) * fake32).requires_grad_(True)
-    with torch.autocast(device_type=device.type, enabled=False):
-        scores = critic(x_hat)
-        (grad,) = torch.autograd.grad(outputs=scores.float().sum(), inputs=x_hat, create_graph=True)
-        norms = torch.linalg.vector_norm(grad.flatten(1), ord=2, dim=1)
-        return ((norms - target) ** 2).mean()
+    x_hat = eps * real32 + (1.0 - eps) * fake32
+    return _input_gradient_penalty(
+        critic, x_hat, lambda grad: ((torch.linalg.vector_norm(grad, ord=2, dim=1) - target) ** 2).mean()
+    )
+
+
+def r1_penalty(critic: nn.Module, real: Tensor) -> Tensor:
+    """Return ``mean_b ||grad_y critic(y_b)||^2`` at the real samples ``y`` (R1, Mescheder et al. 2018).
+
+    The caller weights it by ``gamma / 2``. As :func:`gradient_penalty`: the squared norm is taken per sample
+    over all non-batch dims, in float32 with autocast disabled, with ``create_graph=True``; ``real`` is
+    detached, so only the critic receives gradients.
+    """
+    if real.ndim < 2:
+        raise ValueError(f"expected batched inputs (B, ...) with at least 2 dims, got shape {tuple(real.shape)}")
+    return _input_gradient_penalty(critic, real.detach().to(torch.float32), lambda grad: grad.pow(2).sum(1).mean())
+
+
+def _input_gradient_penalty(critic: nn.Module, x: Tensor, reduce: Callable[[Tensor], Tensor]) -> Tensor:
+    """``reduce`` of the per-sample input gradients ``(B, numel)`` of ``critic`` at float32 ``x``, without autocast."""
+    x = x.requires_grad_(True)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        scores = critic(x)
+        (grad,) = torch.autograd.grad(outputs=scores.float().sum(), inputs=x, create_graph=True)
+        return reduce(grad.flatten(1))

@@ -3,6 +3,7 @@
 from aerogan.nets.critic import MLPCritic, PatchCritic
 from aerogan.nets.dsen2 import DSen2
 from aerogan.nets.guidance import GuideFusion
+from aerogan.nets.projection import ConsistencyProjection as ConsistencyProjection
 from aerogan.nets.rdn import RDNGenerator
 from aerogan.nets.srresnet import SRResNet
 from aerogan.nets.study import CNNDenseNet, CNNResNet, MLPDeep

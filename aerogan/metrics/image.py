@@ -6,9 +6,11 @@
 * RMSE per band (and its band mean), from running sums, so DDP reduction is exact;
 * SRE per band (signal-to-reconstruction error, dB, DSen2's metric) from running sums;
 * UIQ (universal image quality index, torchmetrics, running mean over windows);
-* ERGAS with ``ratio = scale`` (torchmetrics keeps every image: test only);
-* consistency of a prediction with its own input: the SR bands block-averaged back to the input grid
-  against the input bands (RMSE per band and SAM), the check that needs no truth (full resolution).
+* ERGAS with ``ratio = scale`` (torchmetrics keeps every image: test only).
+
+The "trustworthy pixels" metrics (after opensr-test) are beside this module: consistency with the input
+(:mod:`aerogan.metrics.consistency`), synthesis over the upsampled input (:mod:`aerogan.metrics.synthesis`)
+and per-pixel correctness against the truth (:mod:`aerogan.metrics.correctness`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.image import (
@@ -25,6 +26,16 @@ from torchmetrics.image import (
     StructuralSimilarityIndexMeasure,
     UniversalImageQualityIndex,
 )
+
+
+def spectral_angles(preds: Tensor, target: Tensor, eps: float = 1e-12) -> tuple[Tensor, Tensor]:
+    """Per-pixel spectral angle in degrees (float64, (B, H*W)) and the mask of pixels where both spectra are non-zero."""
+    p = preds.double().flatten(2)
+    t = target.double().flatten(2)
+    pn, tn = p.norm(dim=1), t.norm(dim=1)
+    valid = (pn > eps) & (tn > eps)
+    cos = (p * t).sum(1) / (pn * tn).clamp_min(eps)
+    return torch.rad2deg(torch.acos(cos.clamp(-1.0, 1.0))), valid
 
 
 class SpectralAngle(Metric):
@@ -41,12 +52,7 @@ class SpectralAngle(Metric):
         self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor) -> None:
-        p = preds.double().flatten(2)
-        t = target.double().flatten(2)
-        pn, tn = p.norm(dim=1), t.norm(dim=1)
-        valid = (pn > self.eps) & (tn > self.eps)
-        cos = (p * t).sum(1) / (pn * tn).clamp_min(self.eps)
-        angle = torch.rad2deg(torch.acos(cos.clamp(-1.0, 1.0)))
+        angle, valid = spectral_angles(preds, target, self.eps)
         self.angle_sum += angle[valid].sum()
         self.count += valid.sum()
 
@@ -105,45 +111,6 @@ class SignalToReconstructionError(Metric):
         n = self.count.clamp_min(1)
         mse = (self.sq_sum / n).clamp_min(torch.finfo(torch.float64).tiny)
         return 10.0 * torch.log10((self.target_sum / n) ** 2 / mse)
-
-
-class Consistency(Metric):
-    """How well an SR output agrees with its own input: ``avg_pool(ŷ, ratio)`` against the input bands.
-
-    Needs no truth, so it scores full-resolution products too: a prediction whose ``ratio x ratio`` block
-    means equal the input has RMSE 0 and SAM 0. ``compute`` returns ``{"rmse": (C,), "sam": degrees}``.
-    """
-
-    is_differentiable = False
-    higher_is_better = False
-    full_state_update = False
-
-    def __init__(self, num_bands: int, ratio: int) -> None:
-        super().__init__()
-        if ratio < 1:
-            raise ValueError(f"Consistency: ratio must be an integer >= 1, got {ratio}")
-        self.ratio = int(ratio)
-        self.rmse = BandRMSE(num_bands)
-        self.sam = SpectralAngle()
-
-    def degrade(self, preds: Tensor) -> Tensor:
-        """``preds`` block-averaged by the ratio: the SR bands on the input's grid."""
-        return preds if self.ratio == 1 else F.avg_pool2d(preds.double(), self.ratio)
-
-    def update(self, preds: Tensor, lr: Tensor) -> None:
-        back = self.degrade(preds)
-        if back.shape != lr.shape:
-            raise ValueError(f"Consistency: SR {tuple(preds.shape)} averaged by {self.ratio} is {tuple(back.shape)}, input is {tuple(lr.shape)}")
-        self.rmse.update(back, lr)
-        self.sam.update(back, lr)
-
-    def compute(self) -> dict[str, Tensor]:
-        return {"rmse": self.rmse.compute(), "sam": self.sam.compute()}
-
-    def reset(self) -> None:
-        super().reset()
-        self.rmse.reset()
-        self.sam.reset()
 
 
 def image_metrics(data_range: float, num_bands: int) -> MetricCollection:
