@@ -27,16 +27,18 @@ def blur_radius(sigma: float) -> int:
     return int(4.0 * float(sigma) + 0.5)
 
 
-def _check(x: Tensor, scale: int, margin: int) -> None:
+def check_image(x: Tensor, scale: int, margin: int = 0, label: str = "degradation", name: str = "scale") -> None:
+    """Refuse what cannot be degraded by ``scale``: a non-float or non-(B, C, H, W) tensor, or a size (after
+    ``margin`` on each side) that is not a positive multiple of it. ``label``/``name`` word the message."""
     if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
-        raise ValueError(f"degradation: scale must be an integer >= 1, got {scale!r}")
+        raise ValueError(f"{label}: {name} must be an integer >= 1, got {scale!r}")
     if x.ndim != 4 or not x.is_floating_point():
-        raise ValueError(f"degradation: expected a float (B, C, H, W) tensor, got {x.dtype} of shape {tuple(x.shape)}")
+        raise ValueError(f"{label}: expected a float (B, C, H, W) tensor, got {x.dtype} of shape {tuple(x.shape)}")
     h, w = x.shape[-2] - 2 * margin, x.shape[-1] - 2 * margin
     if margin < 0 or h < scale or w < scale or h % scale or w % scale:
         raise ValueError(
-            f"degradation: image {x.shape[-2]}x{x.shape[-1]} px minus a margin of {margin} px on each side leaves "
-            f"{h}x{w} px, which must be positive multiples of scale={scale}"
+            f"{label}: image {x.shape[-2]}x{x.shape[-1]} px minus a margin of {margin} px on each side leaves "
+            f"{h}x{w} px, which must be positive multiples of {name}={scale}"
         )
 
 
@@ -56,7 +58,7 @@ def gaussian_block_mean(x: Tensor, scale: int, sigma: float | Tensor, radius: in
     Returns:
         (B, C, (H - 2 margin) / scale, (W - 2 margin) / scale), same dtype and device.
     """
-    _check(x, scale, margin)
+    check_image(x, scale, margin)
     b = x.shape[0]
     if isinstance(sigma, Tensor):
         sig = sigma.to(x).reshape(-1, 1).expand(b, 2)

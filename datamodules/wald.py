@@ -18,25 +18,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from aerogan.degradation import blur_radius, gaussian_block_mean
+from aerogan.degradation import blur_radius, check_image, gaussian_block_mean
 
 
 def dsen2_sigma(ratio: int) -> float:
     """DSen2's blur: sigma ``1 / ratio`` in pixels of the group being degraded."""
     return 1.0 / ratio
-
-
-def _check(x: Tensor, ratio: int, margin: int) -> None:
-    if not isinstance(ratio, int) or isinstance(ratio, bool) or ratio < 1:
-        raise ValueError(f"degrade_group: ratio must be an integer >= 1, got {ratio!r}")
-    if x.ndim != 4 or not x.is_floating_point():
-        raise ValueError(f"degrade_group: expected a float (B, C, H, W) tensor, got {x.dtype} of shape {tuple(x.shape)}")
-    h, w = x.shape[-2] - 2 * margin, x.shape[-1] - 2 * margin
-    if margin < 0 or h < ratio or w < ratio or h % ratio or w % ratio:
-        raise ValueError(
-            f"degrade_group: image {x.shape[-2]}x{x.shape[-1]} px minus a margin of {margin} px on each side leaves "
-            f"{h}x{w} px, which must be positive multiples of ratio={ratio}"
-        )
 
 
 def degrade_group(x: Tensor, ratio: int, sigma: float | Tensor | None = None, margin: int = 0) -> Tensor:
@@ -52,7 +39,7 @@ def degrade_group(x: Tensor, ratio: int, sigma: float | Tensor | None = None, ma
     Returns:
         (B, C, (H - 2 margin) / ratio, (W - 2 margin) / ratio), same dtype and device.
     """
-    _check(x, ratio, margin)
+    check_image(x, ratio, margin, label="degrade_group", name="ratio")
     if ratio == 1 and margin == 0:
         return x
     if sigma is None:

@@ -86,3 +86,18 @@ def test_projection_refuses_a_degradation_it_cannot_invert(tmp_path: Path) -> No
                             num_panels=0, consistency_projection=True)
     with pytest.raises(ValueError, match="model.consistency_projection"):
         fit(model, dm, tmp_path)
+
+
+def test_spectral_angle_term_compares_physical_spectra() -> None:
+    """In SR, the SAM term sees de-normalised spectra: per-band standardisation would change the angles."""
+    from aerogan.losses.regularizers import SpectralAngleLoss
+
+    torch.manual_seed(0)
+    model = SuperResolution(SRResNet(3, 3, 2, num_features=8, num_blocks=1), None, objective="supervised",
+                            num_panels=0, sam_weight=0.5)
+    model.target_norm.set(torch.tensor([0.1, 0.3, 0.5]), torch.tensor([0.02, 0.05, 0.1]))
+    pred, target = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+    terms = model.generator_terms(pred, target)
+    physical = SpectralAngleLoss()(model.target_norm.inverse(pred), model.target_norm.inverse(target))
+    torch.testing.assert_close(terms["spectral_angle"], 0.5 * physical)
+    assert not torch.isclose(physical, SpectralAngleLoss()(pred, target))
