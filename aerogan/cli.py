@@ -132,6 +132,7 @@ TOOLS = {
     "export": "aerogan.export",
     "bench": "aerogan.bench.suite",
     "product": "aerogan.prediction.product",
+    "trust": "aerogan.trust_study",
 }
 
 
