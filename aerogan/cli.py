@@ -133,6 +133,7 @@ TOOLS = {
     "bench": "aerogan.bench.suite",
     "product": "aerogan.prediction.product",
     "trust": "aerogan.trust_study",
+    "compare": "aerogan.compare",
 }
 
 
