@@ -223,12 +223,12 @@ def load_task(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def load_compare_preset(name: str) -> dict[str, Any]:
     """``configs/compare/preset_<name>.yaml`` or a preset file (read by :func:`aerogan.study.load_preset`)."""
-    from aerogan.study import load_preset
+    from aerogan.study import load_preset, preset_path
 
-    path = Path(name) if Path(name).is_file() else CONFIG_DIR / f"preset_{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem.removeprefix("preset_") for p in CONFIG_DIR.glob("preset_*.yaml"))
-        raise InputError(f"--preset: unknown preset {name!r} (no {path}); known presets: {', '.join(known)}")
+    try:
+        path = preset_path(name, CONFIG_DIR)
+    except ValueError as err:
+        raise InputError(f"--preset: {err}") from err
     preset = load_preset(str(path))
     preset["name"] = path.stem.removeprefix("preset_")
     return preset

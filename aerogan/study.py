@@ -72,16 +72,26 @@ PAPER_EPOCHS = {
 
 
 # ---------------------------------------------------------------------------------------------- runner
+def preset_path(name: str, config_dir: Path = CONFIG_DIR) -> Path:
+    """The preset file ``name`` (a path) or ``config_dir/preset_<name>.yaml``; a ``ValueError`` listing the
+    known presets otherwise. Shared by the study, trust and compare runners."""
+    path = Path(name)
+    if not path.is_file():
+        path = config_dir / f"preset_{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem.removeprefix("preset_") for p in config_dir.glob("preset_*.yaml"))
+        raise ValueError(f"unknown preset {name!r}: no {path} (known presets: {', '.join(known) or 'none'})")
+    return path
+
+
 def load_preset(name: str) -> dict[str, Any]:
     """``configs/study/preset_<name>.yaml`` (or a path to a preset file)."""
     import yaml
 
-    path = Path(name)
-    if not path.is_file():
-        path = CONFIG_DIR / f"preset_{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem.removeprefix("preset_") for p in CONFIG_DIR.glob("preset_*.yaml"))
-        raise SystemExit(f"unknown preset {name!r}: no {path} (known presets: {', '.join(known) or 'none'})")
+    try:
+        path = preset_path(name)
+    except ValueError as err:
+        raise SystemExit(str(err)) from err
     with open(path) as f:
         preset = yaml.safe_load(f) or {}
     preset["_path"] = str(path)

@@ -54,7 +54,7 @@ from typing import Any
 import torch
 
 from aerogan.atomic import atomic_output
-from aerogan.study import load_preset
+from aerogan.study import load_preset, preset_path
 
 __all__ = [
     "RunSpec",
@@ -169,12 +169,7 @@ def grid(preset: dict[str, Any]) -> list[RunSpec]:
 # ------------------------------------------------------------------------------------------------ presets
 def load_trust_preset(name: str) -> dict[str, Any]:
     """``configs/trust/preset_<name>.yaml`` (or a path to a preset file), checked for a ``tasks`` mapping."""
-    path = Path(name)
-    if not path.is_file():
-        path = CONFIG_DIR / f"preset_{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem.removeprefix("preset_") for p in CONFIG_DIR.glob("preset_*.yaml"))
-        raise ValueError(f"unknown preset {name!r}: no {path} (known presets: {', '.join(known) or 'none'})")
+    path = preset_path(name, CONFIG_DIR)
     preset = load_preset(str(path))
     tasks = preset.get("tasks")
     if not isinstance(tasks, dict) or not tasks:
