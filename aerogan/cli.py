@@ -74,6 +74,7 @@ class AeroganCLI(LightningCLI):
         if scenes is None:
             return self.trainer.predict(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
         from aerogan.prediction import load_model, super_resolve_product
+        from aerogan.prediction.product import print_report
 
         if ckpt_path is None:
             raise ValueError("aerogan predict on multi-resolution data needs --ckpt_path (a checkpoint written by aerogan fit)")
@@ -85,8 +86,7 @@ class AeroganCLI(LightningCLI):
             out.parent.mkdir(parents=True, exist_ok=True)
             report = super_resolve_product(trained, scene, out, nodata=datamodule.nodata, tile=datamodule.tile * scale,
                                            overlap=overlap, batch_size=datamodule.batch_size, device=self.trainer.strategy.root_device)
-            consistency = "; ".join(f"{m.target_bands} SAM {m.sam:.3g} deg" for m in report.models)
-            print(f"wrote {report.out_path}: {len(report.band_names)} bands in {report.seconds:.1f} s (consistency: {consistency})")
+            print_report(report)
         return None
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
@@ -132,6 +132,7 @@ TOOLS = {
     "export": "aerogan.export",
     "bench": "aerogan.bench.suite",
     "product": "aerogan.prediction.product",
+    "sharpen": "aerogan.sharpen",
     "trust": "aerogan.trust_study",
     "compare": "aerogan.compare",
 }

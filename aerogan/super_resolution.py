@@ -87,6 +87,7 @@ class SuperResolution(AdversarialRegularization):
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if dm is not None and hasattr(dm, "statistics"):
             self._check_generator(dm)
+            previous, preset = dict(self.metadata), self.input_norm.initialized
             if not self.input_norm.initialized:
                 stats = dm.statistics()
                 self.input_norm.set(stats["input_mean"], stats["input_std"])
@@ -108,6 +109,16 @@ class SuperResolution(AdversarialRegularization):
                 self.metadata["guide_ratios"] = list(dm.guide_ratios)
             if hasattr(dm, "degradation_spec"):
                 self.metadata["degradation"] = dict(dm.degradation_spec)
+            # the normalisation in use: the datamodule's, unless the buffers came from a checkpoint (fine-tuning)
+            self.metadata["normalization"] = previous.get("normalization") if preset else dict(
+                dm.statistics().get("normalization", {"kind": "zscore"}))
+            if self.metadata["normalization"] is None:
+                self.metadata.pop("normalization")
+            # what the model was last trained on (the domain-shift guard compares each new scene with it)
+            if hasattr(dm, "input_summary") and (stage == "fit" or "input_summary" not in previous):
+                self.metadata["input_summary"] = dm.input_summary()
+            elif "input_summary" in previous:
+                self.metadata["input_summary"] = previous["input_summary"]
         if not self.input_norm.initialized:
             raise RuntimeError(
                 "SuperResolution needs band statistics: use a datamodule with statistics() or load a checkpoint"
@@ -217,7 +228,10 @@ class SuperResolution(AdversarialRegularization):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
-        self.metadata = {**checkpoint.get("aerogan", {}), **self.metadata}
+        stored = checkpoint.get("aerogan", {})
+        self.metadata = {**stored, **self.metadata}
+        if "normalization" in stored:  # the buffers just loaded are the checkpoint's, so is what they mean
+            self.metadata["normalization"] = stored["normalization"]
 
     # ------------------------------------------------------------------ model in physical units
     def prepare_batch(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:

@@ -25,7 +25,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
@@ -35,20 +35,26 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from aerogan.prediction.band_groups import (
+    S2_BANDS,
     BandGroup,
     BandRef,
     MultiResolutionScene,
     normalize_band_name,
     open_catalog,
 )
+from aerogan.prediction.domain_shift import summarize_scene
 from aerogan.prediction.plan import tile_starts
 from datamodules.augmentation import random_dihedral
+from datamodules.radiometry import RadiometricJitter
 from datamodules.scenes import RandomPatchSampler
 from datamodules.sources import band_sums, combine_sums
 from datamodules.wald import WaldDegradation
 from datamodules.windows import CellGrid, SplitAxis, split_regions
 
 SPLITS = ("train", "val", "test")
+Normalization = Literal["auto", "zscore", "reflectance"]
+#: DSen2's fixed scale: digital numbers (reflectance x 10000) divided by 2000, so reflectance 0.2 -> 1.
+DN_REFLECTANCE_SCALE = 2000.0
 
 
 class WindowDataset(Dataset):
@@ -133,6 +139,17 @@ class MultiResolutionDataModule(L.LightningDataModule):
         use_guides: feed the guide groups to the model (default). ``False`` keeps everything else (grids,
             scale, split, patches, degradation) and gives the model the target bands alone: the
             single-input ablation that measures what guidance is worth.
+        normalization: how the model scales each band (stored in its checkpoint and exports).
+            ``reflectance``: a fixed physical scale, every band divided by ``reflectance_scale`` (no
+            per-scene statistics, so a model transfers to scenes of other brightness); ``zscore``: the
+            band's mean and std over these files (for data without a physical scale); ``auto`` (default):
+            ``reflectance`` when every band is a Sentinel-2 band, else ``zscore``.
+        reflectance_scale: the divisor of ``reflectance`` (default DSen2's 2000 for digital numbers,
+            i.e. reflectance x 10000; 0.2 for float reflectance in [0, 1]).
+        gain_jitter / offset_jitter / brightness_jitter: training-time radiometric changes, per sample
+            (:class:`datamodules.radiometry.RadiometricJitter`): band gains log-uniform in
+            ``[exp(-a), exp(a)]``, band offsets uniform in ``[-o, o]`` data units, one brightness factor for
+            every band; applied before degradation, so input, guides and truth agree (0: off).
     """
 
     def __init__(
@@ -165,6 +182,11 @@ class MultiResolutionDataModule(L.LightningDataModule):
         overlap: int | None = None,
         output_dir: str = "runs/predictions",
         use_guides: bool = True,
+        normalization: Normalization = "auto",
+        reflectance_scale: float | None = None,
+        gain_jitter: float = 0.0,
+        offset_jitter: float = 0.0,
+        brightness_jitter: float = 0.0,
     ) -> None:
         super().__init__()
         t0 = time.perf_counter()
@@ -202,6 +224,13 @@ class MultiResolutionDataModule(L.LightningDataModule):
         self.tile, self.overlap = tile, overlap
         self.output_dir = output_dir
         self.use_guides = bool(use_guides)
+        if normalization not in ("auto", "zscore", "reflectance"):
+            raise ValueError(f"data.normalization={normalization!r}: expected 'auto', 'zscore' or 'reflectance'")
+        if reflectance_scale is not None and not (math.isfinite(reflectance_scale) and reflectance_scale > 0):
+            raise ValueError(f"data.reflectance_scale={reflectance_scale!r} must be a finite number > 0 (data units per network unit)")
+        self._normalization = normalization
+        self._reflectance_scale = reflectance_scale
+        self.radiometry = RadiometricJitter(gain_jitter, offset_jitter, brightness_jitter)
 
         self.scene = self._open_scene(self.sources, "sources")
         factors = self.scene.factors  # pixels per target pixel, per group (target first)
@@ -235,6 +264,7 @@ class MultiResolutionDataModule(L.LightningDataModule):
         self.datasets: dict[str, Dataset] = {}
         self._grid: CellGrid | None = None
         self._statistics: dict[str, Any] | None = None
+        self._summary: dict[str, dict[str, float]] | None = None
         self.build_seconds = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ scene
@@ -390,6 +420,8 @@ class MultiResolutionDataModule(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         splits = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"], "predict": ["predict"]}[stage]
+        if stage == "fit" and "val" not in self.split_boxes:
+            splits = ["train"]  # data.val_fraction 0: fit without validation (aerogan sharpen)
         for split in splits:
             if split not in self.datasets:
                 self.datasets[split] = self._make_dataset(split)
@@ -411,8 +443,8 @@ class MultiResolutionDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader("val") if "val" in self.split_boxes else []
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
@@ -437,6 +469,8 @@ class MultiResolutionDataModule(L.LightningDataModule):
         groups = [image, *guide_images]
         if augment:
             groups = random_dihedral(groups)
+        if randomize:
+            groups = self.radiometry(groups)
         m = self.margin
         factors = self.scene.factors
         target = groups[0][..., m : groups[0].shape[-2] - m, m : groups[0].shape[-1] - m] if m else groups[0]
@@ -466,20 +500,52 @@ class MultiResolutionDataModule(L.LightningDataModule):
             stds.append(std if std > 0 else 1.0)
         return torch.tensor(means, dtype=torch.float32), torch.tensor(stds, dtype=torch.float32)
 
-    def statistics(self) -> dict[str, Any]:
-        """Per-band mean and std (whole files, valid pixels, offsets applied; cached beside the data).
+    @property
+    def normalization(self) -> dict[str, Any]:
+        """The resolved normalisation: ``{"kind": "zscore"}`` or ``{"kind": "reflectance", "scale": s}``."""
+        kind = self._normalization
+        if kind == "auto":
+            kind = "reflectance" if all(b in S2_BANDS for b in self.band_names()) else "zscore"
+        if kind == "zscore":
+            return {"kind": "zscore"}
+        scale = self._reflectance_scale
+        if scale is None:
+            floats = all(f.dtype.startswith("float") for g in self.scene.groups for f in g.files)
+            scale = 0.2 if floats and self.data_range <= 1.0 + 1e-6 else DN_REFLECTANCE_SCALE
+        return {"kind": "reflectance", "scale": float(scale)}
 
-        Returns ``input_mean``, ``input_std``, ``target_mean``, ``target_std`` (C_t,) and ``guide_mean``,
-        ``guide_std``: lists with one (C_k,) tensor per guide group.
+    def statistics(self) -> dict[str, Any]:
+        """Per-band normalisation (see ``normalization``) of the target bands and every guide group.
+
+        Returns ``input_mean``, ``input_std``, ``target_mean``, ``target_std`` (C_t,), ``guide_mean``,
+        ``guide_std``: lists with one (C_k,) tensor per guide group, and ``normalization`` (what they are).
+        ``zscore``: whole files, valid pixels, offsets applied, cached beside the data; ``reflectance``:
+        mean 0 and std the fixed scale for every band.
         """
         if self._statistics is None:
-            t_mean, t_std = self._group_stats(self.scene.groups[0])
-            guides = [self._group_stats(g) for g in self.scene.groups[1:]] if self.use_guides else []
+            norm = self.normalization
+            groups = [self.scene.groups[0]] + (list(self.scene.groups[1:]) if self.use_guides else [])
+            if norm["kind"] == "reflectance":
+                pairs = [(torch.zeros(len(g.refs)), torch.full((len(g.refs),), norm["scale"])) for g in groups]
+            else:
+                pairs = [self._group_stats(g) for g in groups]
+            (t_mean, t_std), guides = pairs[0], pairs[1:]
             self._statistics = {
                 "input_mean": t_mean, "input_std": t_std, "target_mean": t_mean.clone(), "target_std": t_std.clone(),
-                "guide_mean": [g[0] for g in guides], "guide_std": [g[1] for g in guides],
+                "guide_mean": [g[0] for g in guides], "guide_std": [g[1] for g in guides], "normalization": norm,
             }
         return self._statistics
+
+    def input_summary(self) -> dict[str, dict[str, float]]:
+        """Per band (target and guides), the distribution of the training block(s) at native resolution:
+        mean, std and a few percentiles (:func:`aerogan.prediction.domain_shift.summarize_scene`). Models store
+        it, and every prediction compares its scene with it (the domain-shift guard)."""
+        if self._summary is None:
+            boxes = [tuple(int(v) for v in b) for b in self.split_boxes["train"]]
+            groups = list(range(len(self.scene.groups))) if self.use_guides else [0]
+            summary = summarize_scene(self.scene, groups=groups, boxes=boxes)
+            self._summary = {name: s.to_dict() for name, s in summary.items()}
+        return self._summary
 
     @property
     def data_range(self) -> float:

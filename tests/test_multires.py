@@ -120,8 +120,9 @@ def test_group_rasters_t2_wald_pairs(tmp_path: Path, crs: str | None) -> None:
     g10 = torch.from_numpy(np.stack([dn[b] for b in GROUPS[10]]).astype(np.float64))[None]
     whole = degrade_group(g10, 2)  # the whole 10 m scene degraded to 20 m
     np.testing.assert_allclose(pair["guides"][0][0].double().numpy(), whole[0, :, r + m : r + m + 8, c + m : c + m + 8].numpy(), rtol=1e-5)
-    stats = dm.statistics()
-    assert set(stats) == {"input_mean", "input_std", "target_mean", "target_std", "guide_mean", "guide_std"}
+    assert dm.statistics()["normalization"] == {"kind": "reflectance", "scale": 2000.0}  # Sentinel-2 bands: fixed scale
+    stats = module(paths, T2, tmp_path, normalization="zscore").statistics()
+    assert set(stats) == {"input_mean", "input_std", "target_mean", "target_std", "guide_mean", "guide_std", "normalization"}
     np.testing.assert_allclose(stats["target_mean"].numpy(), [dn[b].mean() for b in GROUPS[20]], rtol=1e-5)
     np.testing.assert_allclose(stats["guide_std"][0].numpy(), [dn[b].std() for b in GROUPS[10]], rtol=1e-4)
 
@@ -207,7 +208,7 @@ def test_safe_products_apply_the_baseline_offset(tmp_path: Path, level: str, as_
         assert ref.file.resolution[0] == {"B05": 20, "B02": 10, "B01": 60}[band]
         values = ref.file.read(0, 0, ref.file.height, ref.file.width, [0])[0] + ref.offset
         np.testing.assert_array_equal(values, dn[band])  # the +1000 in the files is removed
-    dm = module([product], T2, tmp_path)
+    dm = module([product], T2, tmp_path, normalization="zscore")
     assert shapes(first_batch(dm))["guides"] == [(2, 4, 8, 8)]
     np.testing.assert_allclose(dm.statistics()["target_mean"].numpy(), [dn[b].mean() for b in GROUPS[20]], rtol=1e-5)
 

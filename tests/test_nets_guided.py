@@ -23,15 +23,19 @@ S6 = (2, 6, [4, 6], [1, 2])  # 10 m and 20 m guides + 60 m target -> 60 m bands 
 TASKS = {"T2": T2, "S6": S6}
 
 
+# The architecture tests use live output layers (start_at_skip=False): a zeroed one hides the guides' path.
 def _dsen2(c: int, scale: int, gc: Sequence[int] = (), gr: Sequence[int] = (), **kw: object) -> nn.Module:
+    kw.setdefault("start_at_skip", False)
     return DSen2(c, c, scale, num_features=8, num_blocks=2, guide_channels=gc, guide_ratios=gr, **kw)
 
 
 def _srresnet(c: int, scale: int, gc: Sequence[int] = (), gr: Sequence[int] = (), **kw: object) -> nn.Module:
+    kw.setdefault("start_at_skip", False)
     return SRResNet(c, c, scale, num_features=8, num_blocks=1, guide_channels=gc, guide_ratios=gr, **kw)
 
 
 def _rdn(c: int, scale: int, gc: Sequence[int] = (), gr: Sequence[int] = (), **kw: object) -> nn.Module:
+    kw.setdefault("start_at_skip", False)
     return RDNGenerator(
         c,
         c,
@@ -204,9 +208,12 @@ def test_dsen2_parameter_counts_match_the_published_model(task: str, d: int, f: 
 
 
 def test_dsen2_default_is_the_published_dsen2_and_he_uniform_initialised() -> None:
+    """Published sizes and He-uniform weights; the output layer is zeroed unless start_at_skip=False (as published)."""
     net = DSen2(6, 6, 2, guide_channels=[4], guide_ratios=[1])
     assert len(net.blocks) == 6 and net.conv_head.out_channels == 128
-    for conv in (net.conv_head, net.blocks[0].conv1, net.conv_out):
+    assert torch.count_nonzero(net.conv_out.weight) == 0 and torch.count_nonzero(net.conv_out.bias) == 0
+    published = DSen2(6, 6, 2, guide_channels=[4], guide_ratios=[1], start_at_skip=False)
+    for conv in (net.conv_head, net.blocks[0].conv1, published.conv_out):
         bound = math.sqrt(6.0 / (conv.in_channels * 9))
         assert conv.weight.abs().max() <= bound
         assert conv.weight.abs().max() > 0.9 * bound  # uniform over the whole range, not the torch default

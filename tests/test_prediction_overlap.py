@@ -13,7 +13,7 @@ from aerogan.prediction import receptive_radius, seamless_overlap, super_resolve
 
 def _model() -> SuperResolution:
     torch.manual_seed(0)
-    m = SuperResolution(generator=SRResNet(3, 3, 2, num_features=8, num_blocks=2), critic=None, objective="supervised", num_panels=0)
+    m = SuperResolution(generator=SRResNet(3, 3, 2, num_features=8, num_blocks=2, start_at_skip=False), critic=None, objective="supervised", num_panels=0)
     m.input_norm.set(torch.full((3,), 0.3), torch.full((3,), 0.1))
     m.target_norm.set(torch.full((3,), 0.3), torch.full((3,), 0.1))
     m.metadata = {"scale": 2}
@@ -25,7 +25,7 @@ def test_measured_overlap_covers_the_receptive_radius() -> None:
     torch.manual_seed(0)
     stack = torch.nn.Sequential(*[torch.nn.Conv2d(2, 2, 3, padding=1) for _ in range(5)])
     assert receptive_radius(stack, in_channels=2, scale=1) == 5  # five 3x3 convs
-    net = SRResNet(3, 3, 2, num_features=8, num_blocks=4)  # head, 8 block convs, body = 10 convs before the x2 upsampler
+    net = SRResNet(3, 3, 2, num_features=8, num_blocks=4, start_at_skip=False)  # head, 8 block convs, body = 10 convs before the x2 upsampler
     radius = receptive_radius(net, in_channels=3, scale=2)
     assert 11 <= radius <= 13
     overlap = seamless_overlap(net, 3, 2, tile=128)

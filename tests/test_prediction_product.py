@@ -59,7 +59,7 @@ def guided(targets: list[str], guides: list[list[str]], scale: int, ratios: list
     """A tiny untrained DSen2 with hand-set statistics and multi-resolution metadata."""
     torch.manual_seed(seed)
     gen = DSen2(in_channels=len(targets), out_channels=len(targets), scale=scale, num_features=8, num_blocks=1,
-                guide_channels=[len(g) for g in guides], guide_ratios=ratios)
+                guide_channels=[len(g) for g in guides], guide_ratios=ratios, start_at_skip=False)
     m = SuperResolution(generator=gen, critic=None, objective="supervised", num_panels=0)
     _set_stats(m, targets, guides)
     m.metadata = _metadata(targets, guides, scale, ratios)

@@ -155,7 +155,8 @@ def test_bad_arguments_are_rejected(kwargs: dict, message: str) -> None:
 
 def test_guided_generator_output_is_made_exact_and_trainable() -> None:
     torch.manual_seed(5)
-    net = DSen2(in_channels=2, out_channels=2, scale=2, num_features=4, num_blocks=1, guide_channels=[3], guide_ratios=[1])
+    net = DSen2(in_channels=2, out_channels=2, scale=2, num_features=4, num_blocks=1, guide_channels=[3], guide_ratios=[1],
+                start_at_skip=False)
     degrade = BlurBlockMean(2, 1.0)
     projection = ConsistencyProjection(degrade)
     x = torch.randn(2, 2, 8, 8)

@@ -79,12 +79,15 @@ class Consistency(Metric):
         """``D(preds)`` in float64: the SR bands on the input's grid."""
         return self.operator(preds.double())
 
-    def update(self, preds: Tensor, lr: Tensor) -> None:
-        back = self.degrade(preds)
+    def update(self, preds: Tensor, lr: Tensor, degraded: bool = False) -> None:
+        """Accumulate SR ``preds`` against the input bands ``lr``; ``degraded=True``: ``preds`` is already
+        ``D(SR)`` on the input's grid (a caller streaming a scene degrades windows with their blur context)."""
+        back = preds if degraded else self.degrade(preds)
         if back.shape != lr.shape:
             raise ValueError(
                 f"Consistency: SR {tuple(preds.shape)} degraded by {self.ratio} is {tuple(back.shape)}, input is {tuple(lr.shape)}"
             )
+        back = back.double()
         d = (back - lr.double()).transpose(0, 1).flatten(1)
         self.sq_sum += (d * d).sum(1)
         self.abs_sum += d.abs().sum(1)

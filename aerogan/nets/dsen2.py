@@ -16,7 +16,14 @@ import torch
 from torch import Tensor, nn
 
 from aerogan.nets.guidance import GuidedGenerator, GuideFusion
-from aerogan.nets.upsample import BandSkip, check_interpolation, check_positive_int, check_scale, upsample
+from aerogan.nets.upsample import (
+    BandSkip,
+    check_interpolation,
+    check_positive_int,
+    check_scale,
+    start_at_skip_,
+    upsample,
+)
 
 __all__ = ["DSen2", "ScaledResidualBlock", "he_uniform_"]
 
@@ -58,7 +65,9 @@ class DSen2(GuidedGenerator):
     ``scale`` (``interpolation``: ``bicubic``, or ``bilinear`` as in the published code); guide group
     ``k`` (``(B, guide_channels[k], h*scale/guide_ratios[k], ...)``) is interpolated by
     ``guide_ratios[k]``; all are concatenated (guides finest first, as published) on the output grid.
-    Weights are initialised as published (Keras ``he_uniform``, zero biases). Skip rule as in
+    Weights are initialised as published (Keras ``he_uniform``, zero biases), except that the output
+    layer is zeroed (``start_at_skip=True``, the default): the untrained net returns the interpolated bands
+    and training starts at the baseline instead of far above its error (``False``: as published). Skip rule as in
     :class:`~aerogan.nets.srresnet.SRResNet`: ``skip_bands=None`` means identity skip when
     ``in_channels == out_channels`` and no skip otherwise. Maps to ``(B, out, h*scale, w*scale)``.
     Empty ``guide_channels``/``guide_ratios`` give the single-input net.
@@ -76,6 +85,7 @@ class DSen2(GuidedGenerator):
         guide_channels: Sequence[int] = (),
         guide_ratios: Sequence[int] = (),
         interpolation: str = "bicubic",
+        start_at_skip: bool = True,
     ) -> None:
         super().__init__()
         self.in_channels = check_positive_int("in_channels", in_channels)
@@ -104,6 +114,7 @@ class DSen2(GuidedGenerator):
         )
         self.conv_out = nn.Conv2d(num_features, out_channels, 3, padding=1)
         he_uniform_(self)
+        start_at_skip_(self.conv_out, self.skip, start_at_skip)
 
     def forward(self, x: Tensor, guides: Sequence[Tensor] = ()) -> Tensor:
         """Super-resolve ``x`` of shape ``(B, in, h, w)`` with its ``guides`` to ``(B, out, h*scale, w*scale)``."""

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from aerogan.nets.guidance import GuidedGenerator, GuideFusion
-from aerogan.nets.upsample import BandSkip, Upsampler, check_positive_int, check_scale
+from aerogan.nets.upsample import BandSkip, Upsampler, check_positive_int, check_scale, start_at_skip_
 
 __all__ = ["RDNGenerator", "ResidualDenseBlock"]
 
@@ -46,6 +46,9 @@ class RDNGenerator(GuidedGenerator):
     Guided form (``guide_channels``/``guide_ratios`` not empty): each guide group is pixel-unshuffled
     onto the input grid and stacked with ``x`` before the shallow conv
     (:class:`~aerogan.nets.guidance.GuideFusion`); the skip stays the upsampled target bands.
+
+    ``start_at_skip`` (default): the output conv is zeroed, so the untrained net returns its skip (bicubic)
+    exactly (:func:`~aerogan.nets.upsample.start_at_skip_`); without a skip it keeps its initialisation.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class RDNGenerator(GuidedGenerator):
         skip_bands: list[int] | None = None,
         guide_channels: Sequence[int] = (),
         guide_ratios: Sequence[int] = (),
+        start_at_skip: bool = True,
     ) -> None:
         super().__init__()
         self.in_channels = check_positive_int("in_channels", in_channels)
@@ -83,6 +87,7 @@ class RDNGenerator(GuidedGenerator):
         )
         self.upsampler = Upsampler(num_features, scale)
         self.conv_out = nn.Conv2d(num_features, out_channels, 3, padding=1)
+        start_at_skip_(self.conv_out, self.skip, start_at_skip)
 
     def forward(self, x: Tensor, guides: Sequence[Tensor] = ()) -> Tensor:
         """Super-resolve ``x`` of shape ``(B, in, H, W)`` with its ``guides`` to ``(B, out, H*scale, W*scale)``."""

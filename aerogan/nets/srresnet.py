@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from aerogan.nets.guidance import GuidedGenerator, GuideFusion
-from aerogan.nets.upsample import BandSkip, Upsampler, check_positive_int, check_scale
+from aerogan.nets.upsample import BandSkip, Upsampler, check_positive_int, check_scale, start_at_skip_
 
 __all__ = ["ResidualBlockNoBN", "SRResNet", "default_init_weights"]
 
@@ -59,6 +59,9 @@ class SRResNet(GuidedGenerator):
     Guided form (``guide_channels``/``guide_ratios`` not empty): each guide group is pixel-unshuffled
     onto the input grid and stacked with ``x`` before the head conv (:class:`~aerogan.nets.guidance.GuideFusion`,
     lossless for the guide's detail); the skip stays the upsampled target bands.
+
+    ``start_at_skip`` (default): the output conv is zeroed, so the untrained net returns its skip (bicubic)
+    exactly (:func:`~aerogan.nets.upsample.start_at_skip_`); without a skip it keeps its initialisation.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class SRResNet(GuidedGenerator):
         skip_bands: list[int] | None = None,
         guide_channels: Sequence[int] = (),
         guide_ratios: Sequence[int] = (),
+        start_at_skip: bool = True,
     ) -> None:
         super().__init__()
         self.in_channels = check_positive_int("in_channels", in_channels)
@@ -89,6 +93,7 @@ class SRResNet(GuidedGenerator):
         self.upsampler = Upsampler(num_features, scale)
         self.conv_out = nn.Conv2d(num_features, out_channels, 3, padding=1)
         default_init_weights([self.conv_head, self.conv_body, self.upsampler, self.conv_out], scale=0.1)
+        start_at_skip_(self.conv_out, self.skip, start_at_skip)
 
     def forward(self, x: Tensor, guides: Sequence[Tensor] = ()) -> Tensor:
         """Super-resolve ``x`` of shape ``(B, in, H, W)`` with its ``guides`` to ``(B, out, H*scale, W*scale)``."""

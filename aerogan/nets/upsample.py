@@ -22,6 +22,7 @@ __all__ = [
     "check_scale",
     "prime_factors",
     "resolve_skip_bands",
+    "start_at_skip_",
     "upsample",
     "upsample_bicubic",
 ]
@@ -171,3 +172,20 @@ class BandSkip(nn.Module):
 
     def extra_repr(self) -> str:
         return f"bands={self.bands}, scale={self.scale}"
+
+
+@torch.no_grad()
+def start_at_skip_(output_layer: nn.Conv2d, skip: BandSkip, enabled: bool = True) -> None:
+    """Zero the last layer of a residual generator, so that at step 0 it outputs its skip exactly.
+
+    A freshly initialised residual branch adds a random field to the interpolated bands (DSen2's He-uniform
+    output layer adds one several times larger than the bicubic error), so training starts far *below*
+    the baseline and spends its first epochs climbing back. Zeroed, the net starts at the baseline and
+    every step is an improvement over it (as Fixup/ReZero do for residual branches). The layer still
+    receives gradients (its input features are not zero), so it leaves zero at the first step. Nets without
+    a skip (band synthesis) keep their initialisation: a zero output would carry no information.
+    """
+    if enabled and skip.enabled:
+        nn.init.zeros_(output_layer.weight)
+        if output_layer.bias is not None:
+            nn.init.zeros_(output_layer.bias)

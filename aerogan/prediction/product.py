@@ -56,6 +56,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aerogan.atomic import atomic_output
+from aerogan.degradation import gaussian_block_mean
 from aerogan.metrics import Consistency
 from aerogan.prediction.api import _device, load_model, model_scale
 from aerogan.prediction.assembler import SceneAssembler
@@ -67,12 +68,13 @@ from aerogan.prediction.band_groups import (
     normalize_band_name,
     open_catalog,
 )
+from aerogan.prediction.domain_shift import check_scene
 from aerogan.prediction.overlap import seamless_overlap
 from aerogan.prediction.plan import OutputSpec, TileGrid
 from aerogan.prediction.sinks import BLOCK_ROWS, GeoTiffSink
 from aerogan.super_resolution import SuperResolution
 
-__all__ = ["ModelConsistency", "ProductReport", "main", "super_resolve_product"]
+__all__ = ["ModelConsistency", "ProductReport", "add_projection_argument", "main", "print_report", "super_resolve_product"]
 
 #: Default tile side in output (finest-grid) pixels.
 DEFAULT_TILE = 512
@@ -84,9 +86,12 @@ _RES_TOL = 1e-6
 class ModelConsistency:
     """One model's share of a product and how consistent its output is with its own input.
 
-    ``rmse``: per target band, the RMSE (data units) between the SR band block-averaged by ``scale`` and
-    the input band; ``sam``: their mean spectral angle in degrees (NaN when no valid pixel). ``tile`` and
-    ``overlap`` are in the model's input pixels (its target grid).
+    ``rmse``: per target band, the RMSE (data units) between the SR band degraded back to the input grid by
+    the model's nominal degradation (its checkpoint's Gaussian ``sigma``, then the ``scale x scale`` block
+    mean; block mean alone when the checkpoint states none) and the input band; ``sam``: their mean spectral
+    angle in degrees (NaN when no valid pixel). ``tile`` and ``overlap`` are in the model's input pixels (its
+    target grid). ``projection``: whether the consistency projection ran; ``domain_shift``: the domain-shift
+    guard's messages for this model (bands of the scene outside its training distribution).
     """
 
     target_bands: list[str]
@@ -96,11 +101,15 @@ class ModelConsistency:
     overlap: int
     rmse: dict[str, float]
     sam: float
+    sigma: float = 0.0
+    projection: bool = False
+    domain_shift: list[str] = field(default_factory=list)
 
 
 @dataclass
 class ProductReport:
-    """What :func:`super_resolve_product` wrote: the file, its bands in order, per model consistency, time."""
+    """What :func:`super_resolve_product` wrote: the file, its bands in order, per model consistency and
+    domain-shift messages (trouble visible without any truth), time."""
 
     out_path: Path
     band_names: list[str]
@@ -121,6 +130,7 @@ class _Task:
     groups: list[int] = field(default_factory=list)  # scene group indices: target, then guides finest first
     factors: list[int] = field(default_factory=list)  # pixels of each group per target pixel
     grid: TileGrid | None = None
+    domain_shift: list[str] = field(default_factory=list)
 
 
 class _PackedGuides(nn.Module):
@@ -305,11 +315,18 @@ class _Runner:
         self.batch_size = batch_size
         self.device = device
         self.model = task.model
+        self.projection = bool(task.model.consistency_projection)  # as set for this product
         self.rows = _Rows()
         self.next_strip = 0
         grid = task.grid
         channels = len(task.targets)
-        self.consistency = Consistency(channels, task.scale)
+        spec = task.model.metadata.get("degradation") or {}
+        self.sigma = float(spec.get("sigma", 0.0)) if int(spec.get("scale", task.scale)) == task.scale else 0.0
+        self.consistency = Consistency(channels, task.scale, self.sigma)
+        s = task.scale
+        self.context = -(-self.consistency.operator.radius // s) * s  # output rows of blur context, whole blocks
+        self.scored = 0  # output rows scored so far (a multiple of the scale)
+        self.held: tuple[int, np.ndarray, np.ndarray] | None = None  # (row0, data, valid) kept as context
         self.assembler = SceneAssembler(grid, task.scale, set(range(grid.num_strips)), self._finished)
 
     @property
@@ -319,15 +336,41 @@ class _Runner:
     def _finished(self, row0: int, data: np.ndarray, valid: np.ndarray) -> None:
         """Blended rows ``row0..`` (output pixels): queue them and score their consistency with the input."""
         self.rows.put(row0, data, valid)
-        s, t = self.task.scale, self.task
-        n, width = data.shape[1] // s, data.shape[2] // s
-        lr, _ = _read(self.scene, t.groups[0], 1, row0 // s, 0, n, width)
-        ok = valid[::s, ::s]
-        if ok.any():
-            blocks = data.reshape(data.shape[0], n, s, width, s).transpose(0, 1, 3, 2, 4)[:, ok]  # (C, N, s, s)
-            c, count = blocks.shape[0], blocks.shape[1]
-            preds = blocks.transpose(0, 2, 1, 3).reshape(1, c, s, count * s)  # N blocks side by side
-            self.consistency.update(torch.from_numpy(np.ascontiguousarray(preds)), torch.from_numpy(lr[:, ok].reshape(1, c, 1, count)))
+        if self.held is not None:
+            h0, hd, hv = self.held
+            row0, data, valid = h0, np.concatenate([hd, data], 1), np.concatenate([hv, valid], 0)
+        self._score(row0, data, valid)
+
+    def _score(self, row0: int, data: np.ndarray, valid: np.ndarray) -> None:
+        """Degrade the rows that have their blur context (all, at the scene's bottom) and compare with the input.
+
+        ``data`` holds output rows ``row0..``; rows from ``self.scored`` on are not scored yet, the ``context``
+        rows above them only feed the blur. The scene's own borders are reflected, as the metric does on
+        whole images; the unscored rows and their context are held for the next call.
+        """
+        s, t, m = self.task.scale, self.task, self.context
+        height = t.grid.height * s
+        end = row0 + data.shape[1]
+        stop = end if end >= height else (end - m) // s * s
+        if stop > self.scored:
+            a = self.scored
+            lo, hi = max(row0, a - m), min(end, stop + m)
+            window = torch.from_numpy(np.ascontiguousarray(data[:, lo - row0 : hi - row0]))[None].double()
+            top, bottom = m - (a - lo), m - (hi - stop)  # rows missing at the scene's top/bottom border
+            if m:
+                window = F.pad(window, (m, m, top, bottom), mode="reflect")
+            back = gaussian_block_mean(window, s, self.sigma, self.consistency.operator.radius, margin=m)[0]
+            n, width = (stop - a) // s, data.shape[2] // s
+            ok = valid[a - row0 : stop - row0].reshape(n, s, width, s).all((1, 3))
+            if ok.any():
+                lr, _ = _read(self.scene, t.groups[0], 1, a // s, 0, n, width)
+                c = back.shape[0]
+                self.consistency.update(back[:, torch.from_numpy(ok)].reshape(1, c, 1, -1),
+                                        torch.from_numpy(lr[:, ok]).reshape(1, c, 1, -1), degraded=True)
+            self.scored = stop
+        keep = max(row0, self.scored - m)
+        # copies: the rows are views of the assembler's strip buffers, which it reuses
+        self.held = (keep, data[:, keep - row0 :].copy(), valid[keep - row0 :].copy()) if keep < end else None
 
     def run_strip(self) -> None:
         """Predict and blend the next strip (its finished rows go to :attr:`rows`)."""
@@ -361,6 +404,7 @@ class _Runner:
             target_bands=list(self.task.targets), guide_bands=[list(g) for g in self.task.guide_names], scale=self.task.scale,
             tile=self.task.grid.tile, overlap=self.task.grid.overlap,
             rmse={b: float(v) for b, v in zip(self.task.targets, rmse, strict=True)}, sam=float(result["sam"]),
+            sigma=self.sigma, projection=self.projection, domain_shift=list(self.task.domain_shift),
         )
 
 
@@ -453,6 +497,8 @@ def super_resolve_product(
     overlap: int | None = None,
     batch_size: int = 4,
     device: str | torch.device | None = None,
+    projection: bool | None = None,
+    guard: bool = True,
 ) -> ProductReport:
     """Super-resolve every coarse band of a multi-resolution product to its finest grid, in one GeoTIFF (COG).
 
@@ -470,10 +516,15 @@ def super_resolve_product(
         overlap: tile overlap in output pixels (default: each model's measured seamless overlap).
         batch_size: tiles per forward pass.
         device: where the models run (default: where their parameters are).
+        projection: end every model with its consistency projection (``True``), without it (``False``), or as
+            it was trained (``None``): any checkpoint can be made consistent with its input at inference.
+        guard: compare the scene's bands with each model's training inputs (the summary in its checkpoint) and
+            warn once per model, naming band, statistic and both values, when they fall outside
+            (:mod:`aerogan.prediction.domain_shift`); the messages are also in the report.
 
     Returns:
         a :class:`ProductReport`: the file, its band names in order, per model the consistency of its output
-        with its input, and the seconds taken.
+        with its input and the domain-shift messages, and the seconds taken.
     """
     import rasterio
     from rasterio.transform import Affine
@@ -494,6 +545,11 @@ def super_resolve_product(
     if not catalog:
         raise ValueError(f"{where}: no bands found")
     scene, fine, tasks = _build(models, catalog, where)
+    if guard:
+        for task in tasks:
+            summary = task.model.metadata.get("input_summary")
+            if summary:
+                task.domain_shift = check_scene(summary, scene, task.groups, where, task.label)
 
     # output: the finest grid over the common extent, every band in Sentinel-2 order
     q = scene.factors[0]
@@ -510,8 +566,11 @@ def super_resolve_product(
 
     runners: list[_Runner] = []
     training = [m.training for m in models]
+    projecting = [m.consistency_projection for m in models]
     try:
         for task in tasks:
+            if projection is not None:
+                task.model.consistency_projection = bool(projection)
             dev = _device(task.model, device)
             task.model.to(dev).eval()
             task.grid = _tiling(task, scene, tile, overlap)
@@ -560,8 +619,9 @@ def super_resolve_product(
                                aerogan_models="; ".join(f"{t.targets} x{t.scale}" for t in tasks))
             _to_cog(staged, tmp, block)
     finally:
-        for m, was in zip(models, training, strict=True):
+        for m, was, proj in zip(models, training, projecting, strict=True):
             m.train(was)
+            m.consistency_projection = proj
     return ProductReport(Path(out_path), names, [r.summary() for r in runners], time.perf_counter() - t0)
 
 
@@ -578,16 +638,44 @@ def main(argv: Sequence[str] | None = None) -> ProductReport:
     p.add_argument("--overlap", type=int, default=None, help="tile overlap in output px (default: measured, seamless)")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
     p.add_argument("--device", default=None, help="torch device (default: cpu)")
+    add_projection_argument(p)
     args = p.parse_args(argv)
     report = super_resolve_product(
         args.ckpt, args.sources, args.out, nodata=args.nodata, dtype=args.dtype, tile=args.tile, overlap=args.overlap,
-        batch_size=args.batch_size, device=args.device,
+        batch_size=args.batch_size, device=args.device, projection=args.projection,
     )
+    print_report(report)
+    return report
+
+
+def add_projection_argument(parser: argparse.ArgumentParser) -> None:
+    """``--projection true|false`` (default: as each model was trained)."""
+    parser.add_argument(
+        "--projection", type=_optional_bool, default=None, metavar="true|false",
+        help="end every model with its consistency projection (true), without it (false); default: as trained",
+    )
+
+
+def _optional_bool(text: str) -> bool | None:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    if value in ("null", "none", ""):
+        return None
+    raise argparse.ArgumentTypeError(f"--projection {text!r}: expected true, false or null")
+
+
+def print_report(report: ProductReport) -> None:
+    """The product, its bands and, per model, its consistency with its input and any domain-shift message."""
     print(f"wrote {report.out_path}: {len(report.band_names)} bands {report.band_names} in {report.seconds:.1f} s")
     for m in report.models:
         rmse = ", ".join(f"{b} {v:.4g}" for b, v in m.rmse.items())
-        print(f"  {m.target_bands} x{m.scale}: consistency RMSE {rmse}; SAM {m.sam:.4g} deg")
-    return report
+        proj = " (projected)" if m.projection else ""
+        print(f"  {m.target_bands} x{m.scale}{proj}: consistency RMSE {rmse}; SAM {m.sam:.4g} deg")
+        for line in m.domain_shift:
+            print(f"    domain shift: {line}")
 
 
 if __name__ == "__main__":
