@@ -133,6 +133,7 @@ TOOLS = {
     "bench": "aerogan.bench.suite",
     "product": "aerogan.prediction.product",
     "sharpen": "aerogan.sharpen",
+    "transfer": "aerogan.transfer",
     "trust": "aerogan.trust_study",
     "compare": "aerogan.compare",
 }

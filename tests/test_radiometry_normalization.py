@@ -140,3 +140,17 @@ def test_training_pairs_are_jittered_before_degradation(files: list[Path], tmp_p
     back = GaussianBlockMean(spec["scale"], spec["sigma"])(jittered["target"].double())
     # inner pixels (away from the patch border, where the crop of the margin differs) agree exactly
     torch.testing.assert_close(back[..., 1:-1, 1:-1], jittered["input"].double()[..., 1:-1, 1:-1], rtol=1e-5, atol=1e-2)
+
+
+def test_export_metadata_carries_the_normalization(files: list[Path], tmp_path: Path) -> None:
+    from aerogan.export import export_metadata
+
+    dm = datamodule(files, tmp_path)
+    model = SuperResolution(DSen2(6, 6, 2, num_features=8, num_blocks=1, guide_channels=[4], guide_ratios=[1]), None,
+                            objective="supervised", num_panels=0)
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=str(tmp_path), enable_checkpointing=False)
+    trainer.validate(model, datamodule=dm, verbose=False)
+    meta = export_metadata(model)
+    assert meta["normalization"] == {"kind": "reflectance", "scale": 2000.0}
+    assert "B05" in meta["input_summary"]

@@ -14,8 +14,6 @@ import torch.nn.functional as F
 from rasterio.transform import Affine
 
 import aerogan.transfer as transfer
-from aerogan import SuperResolution
-from aerogan.nets import DSen2
 from aerogan.prediction.band_groups import BandGroup, MultiResolutionScene, catalog_from_rasters
 from aerogan.transfer import (
     draw_shift,
@@ -28,6 +26,7 @@ from aerogan.transfer import (
 )
 from datamodules.wald import degrade_group
 from tests.data.multires import GROUPS, ORIGIN, write_group_rasters
+from tests.test_prediction_product import guided
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / ".." / "shared" / "data" / "sentinel2_multires"
@@ -207,20 +206,7 @@ def test_score_consistency_of_an_inconsistent_truth_matches_numpy(tmp_path: Path
 
 
 # ---------------------------------------------------------------------------------------------- protocol
-def guided(targets: list[str], guides: list[list[str]], scale: int, ratios: list[int]) -> SuperResolution:
-    """A tiny untrained DSen2 with hand-set statistics and multi-resolution metadata (no training)."""
-    torch.manual_seed(0)
-    gen = DSen2(in_channels=len(targets), out_channels=len(targets), scale=scale, num_features=8, num_blocks=1,
-                guide_channels=[len(g) for g in guides], guide_ratios=ratios)
-    m = SuperResolution(generator=gen, critic=None, objective="supervised", num_panels=0)
-    n = len(targets)
-    m.input_norm.set(torch.full((n,), 2000.0), torch.full((n,), 1000.0))
-    m.target_norm.set(torch.full((n,), 2000.0), torch.full((n,), 1000.0))
-    for norm, g in zip(m.guide_norms, guides, strict=True):
-        norm.set(torch.full((len(g),), 2000.0), torch.full((len(g),), 1000.0))
-    m.metadata = {"scale": scale, "target_band_names": targets, "guide_band_names": guides, "guide_ratios": ratios,
-                  "input_band_names": targets, "target_in_input": list(range(n)), "data_range": 10000.0}
-    return m.eval()
+# tiny untrained DSen2 models with hand-set statistics and multi-resolution metadata, shared with the product tests
 
 
 def test_evaluate_runs_the_protocol_and_passes_projection_only_when_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
