@@ -255,7 +255,7 @@ def warn_domain_shift(messages: Sequence[str], where: str, model: str) -> None:
         return
     lines = "\n".join(f"  - {m}" for m in messages)
     warnings.warn(
-        f"the scene {where} differs from what model {model} was trained on, in {len(messages)} band(s):\n{lines}\n"
+        f"the scene {where} differs from what {model} was trained on, in {len(messages)} band(s):\n{lines}\n"
         "Its output there may be poor. Check the units and radiometric offsets of the inputs; fine-tune on the "
         "scene with `aerogan sharpen --init CKPT`, or predict with consistency projection.",
         DomainShiftWarning,
