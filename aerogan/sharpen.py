@@ -38,7 +38,6 @@ import torch
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters_context
 
 from aerogan.checkpoint_io import AtomicCheckpointIO
-from aerogan.prediction.api import load_model
 from aerogan.prediction.band_groups import S2_BANDS, open_catalog
 from aerogan.prediction.product import (
     ProductReport,
@@ -172,7 +171,7 @@ def plan_tasks(
             raise ValueError(f"bands {groups[i]} at {levels[i]:g} m are not an integer multiple of the finest {levels[0]:g} m")
         tasks.append(SharpenTask(groups[i], [groups[k] for k in range(i)], round(ratio)))
     for path in init:
-        meta = load_model(path).metadata
+        meta = _read_checkpoint(path)["aerogan"]
         targets = list(meta.get("target_band_names") or [])
         task = next((t for t in tasks if sorted(t.target_bands) == sorted(targets)), None)
         if task is None:
@@ -219,25 +218,32 @@ def _build_model(task: SharpenTask, recipe: SharpenRecipe, datamodule: MultiReso
     """A fresh guided DSen2, or the ``--init`` checkpoint's net (and normalisation) under the recipe's training."""
     from lightning.pytorch.cli import instantiate_module
 
-    base = None
-    start: SuperResolution | None = None
-    if task.init is not None:
-        start = load_model(task.init)
-        # the config the checkpoint was built from (class paths and init args of its nets), as Lightning saved it
-        base = dict(torch.load(task.init, map_location="cpu", weights_only=False).get("hyper_parameters", {}))
-        if "generator" not in base:
-            raise ValueError(f"--init {task.init}: the checkpoint does not record its network (not written by aerogan fit or sharpen)")
+    start = _read_checkpoint(task.init) if task.init is not None else None
+    # the config the checkpoint was built from (class paths and init args of its nets), as Lightning saved it
+    base = dict(start.get("hyper_parameters", {})) if start is not None else None
+    if base is not None and "generator" not in base:
+        raise ValueError(f"--init {task.init}: the checkpoint does not record its network (not written by aerogan fit or sharpen)")
     config = _model_config(task, recipe, base, list(datamodule.guide_ratios))
     with _given_hyperparameters_context(hparams=config, instantiator=_INSTANTIATOR):
         model = instantiate_module(SuperResolution, config)
     if start is not None:
-        state = start.state_dict()
-        missing, _ = model.load_state_dict(state, strict=False)
+        missing, _ = model.load_state_dict(start["state_dict"], strict=False)  # the normalisers resize to the checkpoint's
         lost = [k for k in missing if k.startswith(("generator.", "input_norm", "target_norm", "guide_norms"))]
         if lost:
             raise ValueError(f"--init {task.init}: the checkpoint lacks {lost[:5]} for its own network")
-        model.metadata = dict(start.metadata)
+        model.metadata = dict(start["aerogan"])
     return model
+
+
+def _read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """An ``--init`` checkpoint as saved (weights, metadata, config); checked to hold a trained model's metadata."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--init {path}: no such checkpoint")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "target_band_names" not in ckpt.get("aerogan", {}):
+        raise ValueError(f"--init {path}: not a checkpoint written by aerogan fit or sharpen (no weights or band metadata)")
+    return ckpt
 
 
 def _datamodule(task: SharpenTask, recipe: SharpenRecipe, sources: Sequence[str], nodata: float | None, seed: int) -> MultiResolutionDataModule:

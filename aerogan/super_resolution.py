@@ -87,9 +87,12 @@ class SuperResolution(AdversarialRegularization):
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if dm is not None and hasattr(dm, "statistics"):
             self._check_generator(dm)
-            previous, preset = dict(self.metadata), self.input_norm.initialized
+            previous = dict(self.metadata)
+            # the normalisation in use: the datamodule's, unless the buffers came from a checkpoint (fine-tuning)
+            normalization = previous.get("normalization")
             if not self.input_norm.initialized:
                 stats = dm.statistics()
+                normalization = dict(stats.get("normalization", {"kind": "zscore"}))
                 self.input_norm.set(stats["input_mean"], stats["input_std"])
                 self.target_norm.set(stats["target_mean"], stats["target_std"])
                 for norm, mean, std in zip(self.guide_norms, stats.get("guide_mean", []), stats.get("guide_std", []), strict=True):
@@ -109,11 +112,8 @@ class SuperResolution(AdversarialRegularization):
                 self.metadata["guide_ratios"] = list(dm.guide_ratios)
             if hasattr(dm, "degradation_spec"):
                 self.metadata["degradation"] = dict(dm.degradation_spec)
-            # the normalisation in use: the datamodule's, unless the buffers came from a checkpoint (fine-tuning)
-            self.metadata["normalization"] = previous.get("normalization") if preset else dict(
-                dm.statistics().get("normalization", {"kind": "zscore"}))
-            if self.metadata["normalization"] is None:
-                self.metadata.pop("normalization")
+            if normalization is not None:
+                self.metadata["normalization"] = normalization
             # what the model was last trained on (the domain-shift guard compares each new scene with it)
             if hasattr(dm, "input_summary") and (stage == "fit" or "input_summary" not in previous):
                 self.metadata["input_summary"] = dm.input_summary()

@@ -54,7 +54,7 @@ from aerogan.prediction.band_groups import (
     catalog_from_rasters,
     normalize_band_name,
 )
-from aerogan.prediction.product import super_resolve_product
+from aerogan.prediction.product import add_projection_argument, super_resolve_product
 from aerogan.super_resolution import SuperResolution
 from datamodules.wald import degrade_group
 
@@ -428,22 +428,13 @@ def format_row(result: Mapping[str, Any]) -> str:
             f"| {result['consistency']:.3f} |")
 
 
-def _bool(text: str) -> bool:
-    t = text.strip().lower()
-    if t in ("true", "1", "yes", "on"):
-        return True
-    if t in ("false", "0", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """``python -m aerogan.transfer --ckpt T2.ckpt [--ckpt S6.ckpt] --work DIR [--no-shift] [--projection true|false] SOURCES...``"""
     p = argparse.ArgumentParser(prog="python -m aerogan.transfer", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--ckpt", action="append", required=True, help="a guided model's checkpoint (repeat for T2 and S6)")
     p.add_argument("--work", required=True, help="folder for the region, Wald level, product and transfer.json")
     p.add_argument("--no-shift", action="store_true", help="keep the region's radiometry (no per-band gain/offset)")
-    p.add_argument("--projection", type=_bool, default=None, help="true|false: passed to the product (default: its own)")
+    add_projection_argument(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the per-band shift")
     p.add_argument("--ratio", type=int, default=2, help="Wald ratio (2: T2 bands scored at 20 m)")
     p.add_argument("--device", default=None, help="torch device of the models (default: cpu)")
