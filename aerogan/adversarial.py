@@ -26,7 +26,7 @@ spectral-angle and total-variation terms added to the supervised loss (``sam_wei
 
 The training step is lean: the diagnostic scalars (critic scores, Wasserstein estimate, penalty, loss
 terms) are logged only at the batches where the logger writes (``trainer.log_every_n_steps``), with the
-same values and logger step as before; the step's only host-device synchronisation is the optional
+values and logger step a per-batch ``self.log`` would give; the step's only host-device synchronisation is the optional
 finite check (one per optimizer step, see ``check_finite``).
 """
 
@@ -56,6 +56,7 @@ from aerogan.losses import (
     make_pixel_loss,
     r1_penalty,
 )
+from aerogan.metrics import tags
 from aerogan.rng import rng_states, set_rng_states
 
 Objective = Literal["supervised", "adversarial", "regularized"]
@@ -396,15 +397,15 @@ class AdversarialRegularization(L.LightningModule):
         if diagnostics:
             logs["supervised"] = supervised
             if loss_g is not None:
-                logs["generator_loss"] = loss_g.detach()
-            metrics = {f"train/{k}": v for k, v in logs.items()}
+                logs[tags.GENERATOR_LOSS] = loss_g.detach()
+            metrics = {tags.tag(tags.TRAIN, k): v for k, v in logs.items()}
             if self.objective == "regularized" and self.adversarial_schedule.varies:
                 # a CPU tensor: Lightning keeps it on the CPU, so no host-to-device copy (a float would be copied)
-                metrics["train/lambda_adv"] = torch.tensor(self.adversarial_weight(step))
+                metrics[tags.tag(tags.TRAIN, tags.LAMBDA_ADV)] = torch.tensor(self.adversarial_weight(step))
             self.log_dict(metrics, prog_bar=False, on_step=True, on_epoch=False, batch_size=batch_size)
         if log_main:
             main = loss_g.detach() if loss_g is not None else supervised
-            self.log("train/loss", main, prog_bar=True, on_step=True, on_epoch=False, batch_size=batch_size)
+            self.log(tags.TRAIN_LOSS, main, prog_bar=True, on_step=True, on_epoch=False, batch_size=batch_size)
 
     def _logs_this_step(self) -> bool:
         """Whether the logger writes this batch's values: the diagnostics are only computed and logged then.
@@ -428,7 +429,7 @@ class AdversarialRegularization(L.LightningModule):
             return
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                metric = self.trainer.callback_metrics.get("val/loss")
+                metric = self.trainer.callback_metrics.get(tags.VAL_LOSS)
                 if metric is not None:
                     scheduler.step(metric)
             else:
@@ -438,12 +439,12 @@ class AdversarialRegularization(L.LightningModule):
     def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
         x, y = self.prepare_batch(batch)
         loss = self.pixel_loss(self.generate(x, self.prepare_guides(batch), self.inference_generator), y)
-        self.log("val/loss", loss, prog_bar=True, on_epoch=True, sync_dist=True, batch_size=x.shape[0])
+        self.log(tags.VAL_LOSS, loss, prog_bar=True, on_epoch=True, sync_dist=True, batch_size=x.shape[0])
 
     def test_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
         x, y = self.prepare_batch(batch)
         loss = self.pixel_loss(self.generate(x, self.prepare_guides(batch), self.inference_generator), y)
-        self.log("test/loss", loss, on_epoch=True, sync_dist=True, batch_size=x.shape[0])
+        self.log(tags.tag(tags.TEST, tags.LOSS), loss, on_epoch=True, sync_dist=True, batch_size=x.shape[0])
 
     def predict_step(self, batch: Mapping[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> Tensor:
         x = batch[self.input_key] if isinstance(batch, Mapping) else batch

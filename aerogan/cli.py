@@ -30,6 +30,7 @@ import callbacks  # noqa: F401
 import datamodules  # noqa: F401
 from aerogan.adversarial import AdversarialRegularization
 from callbacks import GradientNormMonitor, TopologySnapshot, WeightDriftMonitor
+from datamodules.contract import SuperResolutionData
 
 #: The monitors attached to every fit: ``monitors.<name>`` -> class.
 MONITORS: dict[str, type[Callback]] = {
@@ -53,7 +54,7 @@ class AeroganCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for prop in ("in_channels", "out_channels", "scale"):
             parser.link_arguments(f"data.{prop}", f"model.init_args.generator.init_args.{prop}", apply_on="instantiate")
-        # multi-resolution data only (other datamodules lack these attributes, and jsonargparse then skips the link)
+        # guide groups: multi-resolution data has them; the other super-resolution datamodules give empty lists
         for prop in ("guide_channels", "guide_ratios"):
             parser.link_arguments(f"data.{prop}", f"model.init_args.generator.init_args.{prop}", apply_on="instantiate")
         for name, cls in MONITORS.items():
@@ -64,13 +65,16 @@ class AeroganCLI(LightningCLI):
 
     def predict(self, model: L.LightningModule, datamodule: L.LightningDataModule | None = None,
                 ckpt_path: str | None = None, **kwargs: Any) -> Any:
-        """``aerogan predict``: the Trainer's predict loop, except for multi-resolution data.
+        """``aerogan predict``: the Trainer's predict loop, except for data that names its prediction scenes.
 
-        A datamodule with ``prediction_scenes`` (Sentinel-2 band groups) gets one product per scene, on its
-        finest grid with every band (:func:`aerogan.prediction.super_resolve_product`), written by this
-        process on the Trainer's first device; ``aerogan product`` does the same for several models at once.
+        A super-resolution datamodule whose ``prediction_scenes()`` is a list (multi-resolution data: Sentinel-2
+        band groups) gets one product per scene, on its finest grid with every band
+        (:func:`aerogan.prediction.super_resolve_product`), written by this process on the Trainer's first
+        device; ``aerogan product`` does the same for several models at once. Other data (``prediction_scenes()``
+        None, or a datamodule outside :class:`~datamodules.contract.SuperResolutionData` such as digits) goes
+        through the Trainer.
         """
-        scenes = getattr(datamodule, "prediction_scenes", None)
+        scenes = datamodule.prediction_scenes() if isinstance(datamodule, SuperResolutionData) else None
         if scenes is None:
             return self.trainer.predict(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
         from aerogan.prediction import load_model, super_resolve_product
@@ -79,13 +83,11 @@ class AeroganCLI(LightningCLI):
         if ckpt_path is None:
             raise ValueError("aerogan predict on multi-resolution data needs --ckpt_path (a checkpoint written by aerogan fit)")
         trained = load_model(ckpt_path)
-        scale = int(trained.metadata.get("scale", 1))
-        overlap = None if datamodule.overlap is None else datamodule.overlap * scale
-        for scene in scenes():
+        options = datamodule.product_options(int(trained.metadata.get("scale", 1)))
+        for scene in scenes:
             out = datamodule.product_path(scene)
             out.parent.mkdir(parents=True, exist_ok=True)
-            report = super_resolve_product(trained, scene, out, nodata=datamodule.nodata, tile=datamodule.tile * scale,
-                                           overlap=overlap, batch_size=datamodule.batch_size, device=self.trainer.strategy.root_device)
+            report = super_resolve_product(trained, scene, out, device=self.trainer.strategy.root_device, **options)
             print_report(report)
         return None
 
@@ -129,6 +131,7 @@ BASE_CONFIGS = [
 #: Commands handled outside LightningCLI, with the module that implements each.
 TOOLS = {
     "report": "aerogan.report",
+    "study": "aerogan.study",
     "export": "aerogan.export",
     "bench": "aerogan.bench.suite",
     "product": "aerogan.prediction.product",
@@ -152,7 +155,19 @@ def cli_main(args: Sequence[str] | None = None) -> AeroganCLI | None:
 
         importlib.import_module(TOOLS[argv[0]]).main(argv[1:])
         return None
-    return AeroganCLI(
+    return make_cli(args)
+
+
+#: The LightningCLI subcommands, each with the base trainer config as its default config file.
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+def make_cli(args: Sequence[str] | None = None, run: bool = True, cli_class: type[AeroganCLI] = AeroganCLI) -> AeroganCLI:
+    """The ``aerogan`` LightningCLI on ``args``: with ``run=True`` a subcommand (``["fit", ...]``) runs; with
+    ``run=False`` the arguments (no subcommand) are parsed and the model, datamodule and trainer instantiated
+    for the caller to drive (:mod:`aerogan.experiments` fits and tests through it)."""
+    defaults = {"default_config_files": [str(p) for p in BASE_CONFIGS if p.is_file()]}
+    return cli_class(
         AdversarialRegularization,
         L.LightningDataModule,
         subclass_mode_model=True,
@@ -160,11 +175,9 @@ def cli_main(args: Sequence[str] | None = None) -> AeroganCLI | None:
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
         seed_everything_default=0,
-        parser_kwargs={
-            sub: {"default_config_files": [str(p) for p in BASE_CONFIGS if p.is_file()]}
-            for sub in ("fit", "validate", "test", "predict")
-        },
+        parser_kwargs={sub: defaults for sub in SUBCOMMANDS} if run else defaults,
         args=args,
+        run=run,
     )
 
 

@@ -38,7 +38,7 @@ import torch
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters_context
 
 from aerogan.checkpoint_io import AtomicCheckpointIO
-from aerogan.prediction.band_groups import S2_BANDS, open_catalog
+from aerogan.metrics import tags
 from aerogan.prediction.product import (
     ProductReport,
     add_projection_argument,
@@ -47,6 +47,7 @@ from aerogan.prediction.product import (
 )
 from aerogan.super_resolution import SuperResolution
 from aerogan.training_budget import BudgetProgressBar, DeadlineTimer
+from datamodules.band_catalog import S2_BANDS, open_catalog
 from datamodules.multires import MultiResolutionDataModule
 
 __all__ = ["SharpenRecipe", "SharpenReport", "SharpenTask", "main", "plan_tasks", "sharpen"]
@@ -293,7 +294,7 @@ def _fit(task: SharpenTask, recipe: SharpenRecipe, sources: Sequence[str], deadl
         path = save_dir / f"{'_'.join(task.target_bands)}.ckpt"
         trainer.save_checkpoint(path)
         checkpoint = str(path)
-    loss = trainer.callback_metrics.get("train/loss_g", trainer.callback_metrics.get("train/loss", torch.tensor(float("nan"))))
+    loss = trainer.callback_metrics.get(tags.TRAIN_LOSS, torch.tensor(float("nan")))
     summary = FitSummary(task, int(trainer.global_step), time.monotonic() - t0, float(loss), checkpoint)
     return model.eval(), summary
 

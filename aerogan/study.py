@@ -19,22 +19,26 @@ kind of table on a real dense task with a criterion fixed *before* training:
   objectives; the critic is trained in both runs (so the random streams match), but only the regularized
   generator sees it. A run stops at the threshold; runs that never reach it report ``None`` (shown ``> cap``).
 
+* **Seeds**: ``--seeds K`` runs seeds 0..K-1 (the preset's ``seeds`` by default); each row gives medians and
+  means ± 95 % interval, and the claim "the regularized run reaches the threshold in fewer epochs" is decided
+  on the paired (same seed) differences (:func:`aerogan.experiments.paired_claim`).
+
 Usage::
 
-    python -m aerogan.study --preset cpu --out runs/study          # about 6 min on 2 CPU cores
-    python -m aerogan.study --preset cpu --out runs/study --architectures mlp_deep cnn_resnet --seeds 0 1
+    aerogan study --preset cpu --out runs/study          # or python -m aerogan.study; about 6 min on 2 CPU cores
+    aerogan study --preset cpu --out runs/study --architectures mlp_deep cnn_resnet --seeds 2
+    aerogan study --merge runs/a runs/b --out runs/ab    # one table from separate jobs
     aerogan report runs/study --out reports/study
 
-Each run writes ``study_summary.json`` in its run folder (``<out>/<arch>_<objective>_s<seed>/version_0/``); the
-runner aggregates them into ``<out>/study.json``, ``<out>/study.csv`` and ``<out>/study.md``. Presets are YAML
-files ``configs/study/preset_<name>.yaml``.
+The runs go through :mod:`aerogan.experiments` (one fit path, resume on the resolved configuration, ``--devices N``
+worker processes). Each run writes ``study_summary.json`` and ``run.json`` in its run folder
+(``<out>/<arch>_<objective>_s<seed>/version_0/``); the runner aggregates them into ``<out>/study.json``,
+``<out>/study.csv`` and ``<out>/study.md``. Presets are YAML files ``configs/study/preset_<name>.yaml``.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import math
 import sys
 import time
@@ -42,14 +46,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
+from aerogan.experiments import (
+    RunSpec,
+    interval,
+    load_preset,
+    merge_runs,
+    paired_claim,
+    read_results,
+    run_specs,
+    seed_list,
+    write_outputs,
+)
+from aerogan.experiments.arguments import add_runner_arguments
 
-from aerogan.atomic import atomic_output
-from callbacks.epochs_to_threshold import SUMMARY_NAME
-
-__all__ = ["main", "run_study", "summarize"]
+__all__ = ["grid", "load_study_preset", "main", "run_study", "summarize"]
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "study"
+OBJECTIVES = ("supervised", "regularized")
 
 #: Display names of the architectures, in the paper's table order.
 ARCHITECTURES = {
@@ -69,131 +82,47 @@ PAPER_EPOCHS = {
     "cnn_densenet_l2": (155, 39),
     "cnn_resnet_avgpool": (109, 29),
 }
+CSV_FIELDS = ["architecture", "objective", "seed", "epochs_to_threshold", "epochs_run", "max_epochs", "threshold",
+              "best_value", "final_value", "generator_params", "steps", "fit_time_s", "run_dir"]  # fmt: skip
 
 
-# ---------------------------------------------------------------------------------------------- runner
-def preset_path(name: str, config_dir: Path = CONFIG_DIR) -> Path:
-    """The preset file ``name`` (a path) or ``config_dir/preset_<name>.yaml``; a ``ValueError`` listing the
-    known presets otherwise. Shared by the study, trust and compare runners."""
-    path = Path(name)
-    if not path.is_file():
-        path = config_dir / f"preset_{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem.removeprefix("preset_") for p in config_dir.glob("preset_*.yaml"))
-        raise ValueError(f"unknown preset {name!r}: no {path} (known presets: {', '.join(known) or 'none'})")
-    return path
+# ---------------------------------------------------------------------------------------------- the grid
+def load_study_preset(name: str) -> dict[str, Any]:
+    """``configs/study/preset_<name>.yaml`` (or a preset file): ``base``, ``architectures``, ``objectives``."""
+    return load_preset("study", name, keys=("base", "architectures", "objectives"))
 
 
-def load_preset(name: str) -> dict[str, Any]:
-    """``configs/study/preset_<name>.yaml`` (or a path to a preset file)."""
-    import yaml
-
-    try:
-        path = preset_path(name)
-    except ValueError as err:
-        raise SystemExit(str(err)) from err
-    with open(path) as f:
-        preset = yaml.safe_load(f) or {}
-    preset["_path"] = str(path)
-    return preset
-
-
-def _run_dir(out: Path, run_name: str) -> Path | None:
-    """The newest run folder holding a finished summary for ``run_name``."""
-    found = sorted((out / run_name).glob(f"version_*/{SUMMARY_NAME}"), key=lambda p: p.stat().st_mtime)
-    for path in reversed(found):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if data.get("finished"):
-            return path.parent
-    return None
-
-
-def run_one(
-    arch: str, objective: str, seed: int, out: Path, preset: dict[str, Any], extra: Sequence[str] = ()
-) -> dict[str, Any]:
-    """Fit one (architecture, objective, seed) through the ``aerogan`` CLI; returns its summary."""
-    from aerogan.cli import cli_main
-
-    config_dir = Path(preset.get("config_dir", CONFIG_DIR))
-    run_name = f"{arch}_{objective}_s{seed}"
-    args = [
-        "fit",
-        "--config", str(config_dir / preset.get("base", "base.yaml")),
-        "--config", str(config_dir / f"{arch}.yaml"),
-        "--seed_everything", str(seed),
-        "--model.init_args.objective", objective,
-        "--trainer.logger.init_args.save_dir", str(out),
-        "--trainer.logger.init_args.name", run_name,
-        *[str(a) for a in preset.get("overrides", [])],
-        *extra,
-    ]  # fmt: skip
-    start = time.perf_counter()
-    argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI warns when args and a command line are both given
-    try:
-        cli = cli_main(args)
-    finally:
-        sys.argv = argv
-    elapsed = time.perf_counter() - start
-    trainer = cli.trainer  # type: ignore[union-attr]
-    folder = Path(trainer.logger.log_dir).resolve()
-    path = folder / SUMMARY_NAME
-    if not path.is_file():
-        raise RuntimeError(
-            f"{run_name}: no {SUMMARY_NAME} in {folder}; is callbacks.EpochsToThreshold in the config's trainer.callbacks?"
-        )
-    summary = json.loads(path.read_text())
-    summary.update({"architecture": arch, "objective": objective, "seed": seed, "run_dir": str(folder),
-                    "total_time_s": elapsed, "finished": True, "args": args})  # fmt: skip
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(summary, indent=1))
-    return summary
-
-
-def run_study(
-    preset: dict[str, Any],
-    out: Path,
-    architectures: Sequence[str] | None = None,
-    objectives: Sequence[str] | None = None,
-    seeds: Sequence[int] | None = None,
-    extra: Sequence[str] = (),
-    force: bool = False,
-) -> list[dict[str, Any]]:
-    """Run every (architecture, seed, objective) of ``preset`` not already finished under ``out``."""
-    threads = preset.get("num_threads")
-    if threads:  # small convolutions: one intra-op thread is faster than two fighting over shared cores
-        torch.set_num_threads(int(threads))
+def grid(preset: dict[str, Any], out: Path, architectures: Sequence[str] | None = None,
+         objectives: Sequence[str] | None = None, seeds: Sequence[int] = (0,), extra: Sequence[str] = ()) -> list[RunSpec]:  # fmt: skip
+    """One fit per (architecture, seed, objective): base config + the architecture's file, the objective set."""
     archs = list(architectures or preset.get("architectures", list(ARCHITECTURES)))
-    objs = list(objectives or preset.get("objectives", ["supervised", "regularized"]))
-    seed_list = [int(s) for s in (seeds if seeds is not None else preset.get("seeds", [0]))]
-    unknown = [a for a in archs if not (Path(preset.get("config_dir", CONFIG_DIR)) / f"{a}.yaml").is_file()]
+    objs = list(objectives or preset.get("objectives", list(OBJECTIVES)))
+    unknown = [a for a in archs if not (CONFIG_DIR / f"{a}.yaml").is_file()]
     if unknown:
-        raise SystemExit(f"unknown architecture(s) {unknown}: no configs/study/<name>.yaml")
-    out.mkdir(parents=True, exist_ok=True)
-    summaries = []
-    for arch in archs:
-        for seed in seed_list:
-            for obj in objs:
-                done = None if force else _run_dir(out, f"{arch}_{obj}_s{seed}")
-                if done is not None:
-                    print(f"[study] {arch} {obj} seed {seed}: already done ({done})", flush=True)
-                    summaries.append(json.loads((done / SUMMARY_NAME).read_text()))
-                    continue
-                print(f"[study] {arch} {obj} seed {seed}: fitting", flush=True)
-                s = run_one(arch, obj, seed, out, preset, extra)
-                print(
-                    f"[study] {arch} {obj} seed {seed}: epochs to threshold {s['epochs_to_threshold']} "
-                    f"(threshold {s['threshold']:.5g}, best {s['best_value']:.5g}, {s['total_time_s']:.0f} s)",
-                    flush=True,
-                )
-                summaries.append(s)
-                write_aggregate(out, summaries, preset)
+        raise ValueError(f"unknown architecture(s) {unknown}: no configs/study/<name>.yaml (known: {', '.join(ARCHITECTURES)})")
+    bad = [o for o in objs if o not in OBJECTIVES]
+    if bad:
+        raise ValueError(f"objectives {bad}: the study compares {list(OBJECTIVES)}")
+    base = CONFIG_DIR / preset.get("base", "base.yaml")
+    return [RunSpec(f"{arch}_{obj}", (str(base), str(CONFIG_DIR / f"{arch}.yaml")),
+                    ("--model.init_args.objective", obj, *preset["overrides"], *extra), seed, str(out), test=False,
+                    labels={"architecture": arch, "objective": obj}, num_threads=preset.get("num_threads"))
+            for arch in archs for seed in seeds for obj in objs]  # fmt: skip
+
+
+def run_study(preset: dict[str, Any], out: Path, architectures: Sequence[str] | None = None,
+              objectives: Sequence[str] | None = None, seeds: Sequence[int] | None = None, extra: Sequence[str] = (),
+              force: bool = False, devices: int = 1) -> list[dict[str, Any]]:  # fmt: skip
+    """Fit every run of the grid not already finished under ``out``; write ``study.*`` as runs finish."""
+    specs = grid(preset, out, architectures, objectives, seed_list(preset) if seeds is None else seeds, extra)
+    for record in (summaries := run_specs(specs, devices, force, "[study]", lambda r: write_aggregate(out, r, preset))):
+        if "epochs_to_threshold" not in record:
+            raise RuntimeError(f"{record['run_dir']}: no epochs-to-threshold summary; is callbacks.EpochsToThreshold in the config's trainer.callbacks?")
     write_aggregate(out, summaries, preset)
     return summaries
 
 
+# ---------------------------------------------------------------------------------------------- the table
 def summarize(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per architecture: epochs to threshold per objective and seed, medians, speed-up, paired counts."""
     rows = []
@@ -231,6 +160,11 @@ def summarize(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "slower": sum(1 for d in diffs if d < 0),
             "differences": [d if math.isfinite(d) else None for d in diffs],
         }
+        capped = {obj: {seed: _capped(by[(obj, seed)]) for seed in seeds if (obj, seed) in by} for obj in OBJECTIVES}
+        for obj in OBJECTIVES:
+            row[f"{obj}_interval"] = interval(list(capped[obj].values())).to_dict()
+        row["claim"] = paired_claim(f"{ARCHITECTURES.get(arch, arch)}: the regularized run reaches the threshold in fewer epochs",
+                                    capped["regularized"], capped["supervised"])  # fmt: skip
         row["threshold"] = next((s["threshold"] for s in mine), None)
         row["paper"] = PAPER_EPOCHS.get(arch)
         rows.append(row)
@@ -257,6 +191,12 @@ def paired_totals(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "mean_difference": mean, "sd_difference": sd, "sign_test_p": p}  # fmt: skip
 
 
+def _capped(summary: dict[str, Any]) -> float | None:
+    """Epochs to threshold, a run that never reached it counted as its cap (a lower bound on its true value)."""
+    value = summary.get("epochs_to_threshold")
+    return float(value) if value is not None else (float(summary["max_epochs"]) if summary.get("max_epochs") else None)
+
+
 def _median_with_cap(values: Sequence[int | None]) -> float | None:
     """Median where a never-reached run counts as +inf; ``None`` if the median itself is not reached."""
     if not values:
@@ -274,26 +214,35 @@ def format_epochs(median: float | None, cap: int | None) -> str:
 
 
 def table_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    """The epochs table as markdown (medians over seeds, each seed in brackets), the talk's numbers beside ours."""
+    """The epochs table as markdown: median and mean ± 95 % interval over seeds (each seed in brackets), the paired
+    claim's verdict, the talk's numbers beside ours."""
+    from aerogan.experiments import Interval
+
     lines = [
-        "| Architecture | Sup. epochs | Reg. epochs | Speed-up | Reg. faster / tied / slower (seeds) | Paper sup / reg |",
-        "|---|---|---|---|---|---|",
+        "| Architecture | Sup. epochs | Reg. epochs | Speed-up (medians) | Reg. − sup. (paired) | Reg. faster / tied / slower | Fewer epochs? | Paper sup / reg |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         speed = f"{r['speedup']:.2f}×" if r["speedup"] is not None else "n/a"
         cells = []
-        for obj in ("supervised", "regularized"):
+        for obj in OBJECTIVES:
             med = format_epochs(r[f"{obj}_median"], r[f"{obj}_cap"])
             each = ", ".join("–" if e is None else str(e) for e in r[f"{obj}_epochs"])
-            cells.append(f"{med} [{each}]" if len(r[f"{obj}_epochs"]) > 1 else med)
+            stats = r.get(f"{obj}_interval")
+            mean = f"; mean {Interval(**{k: v for k, v in stats.items() if k != 'half_width'}).format(3)}" if stats and stats["n"] > 1 else ""
+            cells.append(f"{med} [{each}]{mean}" if len(r[f"{obj}_epochs"]) > 1 else med)
         paired = r["paired"]
+        claim = r.get("claim") or {}
+        diff = claim.get("difference") or {}
+        d = "n/a" if diff.get("mean") is None else (f"{diff['mean']:+.3g} ± {diff['half_width']:.2g}" if diff.get("half_width") is not None else f"{diff['mean']:+.3g}")
         paper = (
             f"{r['paper'][0]} / {r['paper'][1]} ({r['paper'][0] / r['paper'][1]:.1f}×)"
             if r.get("paper")
             else "n/a"
         )
         lines.append(
-            f"| {r['name']} | {cells[0]} | {cells[1]} | {speed} | {paired['faster']} / {paired['tied']} / {paired['slower']} | {paper} |"
+            f"| {r['name']} | {cells[0]} | {cells[1]} | {speed} | {d} | {paired['faster']} / {paired['tied']} / {paired['slower']} | "
+            f"{claim.get('verdict', 'n/a')} | {paper} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -315,70 +264,46 @@ def paired_sentence(totals: dict[str, Any]) -> str:
     )
 
 
-def write_aggregate(
-    out: Path, summaries: Sequence[dict[str, Any]], preset: dict[str, Any] | None = None
-) -> None:
-    """``study.json`` (all summaries + table rows), ``study.csv`` (one row per run) and ``study.md``."""
+def write_aggregate(out: Path, summaries: Sequence[dict[str, Any]], preset: dict[str, Any] | None = None) -> None:
+    """``study.json`` (all summaries + table rows + claims), ``study.csv`` (one row per run) and ``study.md``."""
     rows = summarize(summaries)
-    meta = {k: v for k, v in (preset or {}).items() if not k.startswith("_")} | {
-        "preset_file": (preset or {}).get("_path")
-    }
-    with atomic_output(out / "study.json") as tmp:
-        runs = {"preset": meta, "table": rows, "paired": paired_totals(rows), "runs": list(summaries)}
-        tmp.write_text(json.dumps(runs, indent=1))
-    fields = ["architecture", "objective", "seed", "epochs_to_threshold", "epochs_run", "max_epochs", "threshold",
-              "best_value", "final_value", "generator_params", "total_time_s", "run_dir"]  # fmt: skip
-    with atomic_output(out / "study.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        for s in summaries:
-            writer.writerow(s)
+    meta = {k: v for k, v in (preset or {}).items() if not k.startswith("_")} | {"preset_file": (preset or {}).get("_path")}
+    totals = paired_totals(rows)
     first = summaries[0] if summaries else {}
     threshold = first.get("threshold")
-    rule = f"{first.get('factor')} × {first.get('rule')}" + (
-        f" (= {threshold:.5g} {first.get('monitor')})" if threshold is not None else ""
-    )
-    totals = paired_totals(rows)
-    text = (
-        f"# Epochs to threshold\n\nThreshold: {rule}\n\n"
-        + table_markdown(rows)
-        + "\n"
-        + paired_sentence(totals)
-        + "\n"
-    )
-    with atomic_output(out / "study.md") as tmp:
-        tmp.write_text(text)
+    rule = f"{first.get('factor')} × {first.get('rule')}" + (f" (= {threshold:.5g} {first.get('monitor')})" if threshold is not None else "")
+    seeds = sorted({s.get("seed") for s in summaries if s.get("seed") is not None})
+    text = (f"# Epochs to threshold\n\nThreshold: {rule}. Seeds {seeds}: medians and means ± 95 % interval over seeds "
+            "(a run that never reaches the threshold counts as its epoch cap in the mean, a lower bound); the claim "
+            "compares the paired runs (same seed and data) and reads holds / does not hold / not resolved at this budget.\n\n"
+            + table_markdown(rows) + "\n" + paired_sentence(totals) + "\n")  # fmt: skip
+    result = {"preset": meta, "table": rows, "paired": totals, "claims": [r["claim"] for r in rows], "runs": list(summaries)}
+    write_outputs(out, "study", result, list(summaries), CSV_FIELDS, text)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m aerogan.study", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="aerogan study", description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="cpu", help="configs/study/preset_<name>.yaml, or a preset file")
-    parser.add_argument(
-        "--out", default="runs/study", help="output folder (one run folder per run, plus study.*)"
-    )
+    add_runner_arguments(parser, "study", "runs/study")
     parser.add_argument("--architectures", nargs="+", help=f"subset of {', '.join(ARCHITECTURES)}")
-    parser.add_argument("--objectives", nargs="+", choices=["supervised", "regularized"])
-    parser.add_argument("--seeds", nargs="+", type=int)
-    parser.add_argument(
-        "--force", action="store_true", help="rerun runs that already have a finished summary"
-    )
-    parser.add_argument(
-        "--threads", type=int, help="torch intra-op threads (default: the preset's num_threads, else torch's)"
-    )
-    parser.add_argument(
-        "overrides", nargs="*", help="extra LightningCLI arguments after `--`, e.g. -- --trainer.max_epochs=5"
-    )
+    parser.add_argument("--objectives", nargs="+", choices=list(OBJECTIVES))
+    parser.add_argument("overrides", nargs="*", help="extra LightningCLI arguments after `--`, e.g. -- --trainer.max_epochs=5")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    preset = load_preset(args.preset)
-    if args.threads:
-        preset["num_threads"] = args.threads
+    out = Path(args.out)
     start = time.perf_counter()
-    summaries = run_study(
-        preset, Path(args.out), args.architectures, args.objectives, args.seeds, args.overrides, args.force
-    )
-    print(
-        f"\n[study] {len(summaries)} runs, {time.perf_counter() - start:.0f} s; table in {Path(args.out) / 'study.md'}\n"
-    )
+    try:
+        if args.merge:
+            summaries = merge_runs(read_results(args.merge, "study", "aerogan study"), ("architecture", "objective", "seed"))
+            write_aggregate(out, summaries, {"merged_from": list(args.merge)})
+        else:
+            preset = load_study_preset(args.preset)
+            if args.threads:
+                preset["num_threads"] = args.threads
+            summaries = run_study(preset, out, args.architectures, args.objectives, seed_list(preset, args.seeds, args.seed),
+                                  args.overrides, args.force, args.devices)  # fmt: skip
+    except ValueError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+    print(f"\n[study] {len(summaries)} runs, {time.perf_counter() - start:.0f} s; table in {out / 'study.md'}\n")
     print(table_markdown(summarize(summaries)))
 
 

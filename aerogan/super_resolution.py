@@ -12,7 +12,7 @@ TensorBoard sample panels with a correctness map, and prediction in physical uni
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -30,10 +30,14 @@ from aerogan.metrics import (
     Synthesis,
     ergas,
     image_metrics,
+    tags,
 )
 from aerogan.nets.projection import ConsistencyProjection
 from aerogan.normalization import BandNormalizer
 from aerogan.panels import luminance, render_correctness, render_panels
+
+if TYPE_CHECKING:
+    from datamodules.contract import SuperResolutionData
 
 _METADATA_KEYS = ("scale", "input_band_names", "target_band_names", "target_in_input", "data_range", "rgb_bands", "degradation")
 #: The metrics that need the upsampled input (consistency also needs the data's degradation).
@@ -84,8 +88,13 @@ class SuperResolution(AdversarialRegularization):
 
     # ------------------------------------------------------------------ data properties
     def setup(self, stage: str) -> None:
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if dm is not None and hasattr(dm, "statistics"):
+        # deferred: the scene datamodules import aerogan.prediction, which imports this module
+        from datamodules.contract import check_datamodule
+
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        # the one check of the datamodule: it names every member it lacks (datamodules.contract)
+        dm = check_datamodule(datamodule) if datamodule is not None else None
+        if dm is not None:
             self._check_generator(dm)
             previous = dict(self.metadata)
             # the normalisation in use: the datamodule's, unless the buffers came from a checkpoint (fine-tuning)
@@ -97,26 +106,26 @@ class SuperResolution(AdversarialRegularization):
                 self.target_norm.set(stats["target_mean"], stats["target_std"])
                 for norm, mean, std in zip(self.guide_norms, stats.get("guide_mean", []), stats.get("guide_std", []), strict=True):
                     norm.set(mean, std)
-            names = dm.band_names()
             self.metadata = {
                 "scale": dm.scale,
                 # paired sensors: input and target bands index different files, so the datamodule names them
-                "input_band_names": dm.input_band_names() if hasattr(dm, "input_band_names") else [names[b] for b in dm.input_bands],
-                "target_band_names": dm.target_band_names() if hasattr(dm, "target_band_names") else [names[b] for b in dm.target_bands],
+                "input_band_names": dm.input_band_names(),
+                "target_band_names": dm.target_band_names(),
                 "target_in_input": dm.target_in_input,
                 "data_range": dm.data_range,
                 "rgb_bands": dm.rgb_bands,
+                "degradation": dict(dm.degradation_spec),
             }
             if self.guide_norms:
                 self.metadata["guide_band_names"] = dm.guide_band_names()
                 self.metadata["guide_ratios"] = list(dm.guide_ratios)
-            if hasattr(dm, "degradation_spec"):
-                self.metadata["degradation"] = dict(dm.degradation_spec)
             if normalization is not None:
                 self.metadata["normalization"] = normalization
-            # what the model was last trained on (the domain-shift guard compares each new scene with it)
-            if hasattr(dm, "input_summary") and (stage == "fit" or "input_summary" not in previous):
-                self.metadata["input_summary"] = dm.input_summary()
+            # what the model was last trained on (the domain-shift guard compares each new scene with it); data
+            # without a summary (empty) keeps the one a checkpoint brought, as does evaluation on other data
+            summary = dm.input_summary() if stage == "fit" or "input_summary" not in previous else {}
+            if summary:
+                self.metadata["input_summary"] = summary
             elif "input_summary" in previous:
                 self.metadata["input_summary"] = previous["input_summary"]
         if not self.input_norm.initialized:
@@ -127,11 +136,11 @@ class SuperResolution(AdversarialRegularization):
             self._check_projection(dm.patch_size)
         self._build_metrics()
 
-    def _check_generator(self, dm: Any) -> None:
+    def _check_generator(self, dm: SuperResolutionData) -> None:
         """Fail before training when the generator cannot map the data's LR patches to its HR patches."""
         p = dm.patch_size
         x = torch.zeros(1, dm.in_channels, p // dm.scale, p // dm.scale, device=self.device)
-        data_guides = list(zip(getattr(dm, "guide_channels", []), getattr(dm, "guide_ratios", []), strict=True))
+        data_guides = list(zip(dm.guide_channels, dm.guide_ratios, strict=True))
         net_guides = list(zip(getattr(self.generator, "guide_channels", ()), getattr(self.generator, "guide_ratios", ()), strict=True))
         if data_guides != net_guides:
             raise ValueError(
@@ -314,7 +323,7 @@ class SuperResolution(AdversarialRegularization):
         x_n, y_n = self.prepare_batch(batch)
         pred_n = self.generate(x_n, self.prepare_guides(batch), self.inference_generator)
         loss = self.pixel_loss(pred_n, y_n)
-        self.log(f"{stage}/loss", loss, prog_bar=stage == "val", on_epoch=True, sync_dist=True, batch_size=x_n.shape[0])
+        self.log(tags.tag(stage, tags.LOSS), loss, prog_bar=stage == tags.VAL, on_epoch=True, sync_dist=True, batch_size=x_n.shape[0])
         sr = self.target_norm.inverse(pred_n.float())
         hr = batch["target"].float()
         base = self.bicubic(batch["input"].float())
@@ -353,28 +362,29 @@ class SuperResolution(AdversarialRegularization):
     def _log_epoch_metrics(self, stage: str) -> None:
         model = getattr(self, f"{stage}_metrics")
         baseline = getattr(self, f"{stage}_baseline")
-        values = {f"{stage}/{k}": v for k, v in model.compute().items()}
+        values = {tags.tag(stage, k): v for k, v in model.compute().items()}
         base_updated = stage in self._baseline_seen
         self._baseline_seen.discard(stage)
-        base_values = {f"{stage}/{k}_bicubic": v for k, v in baseline.compute().items()} if base_updated else {}
+        base_values = {tags.tag(stage, k, bicubic=True): v for k, v in baseline.compute().items()} if base_updated else {}
         rmse = getattr(self, f"{stage}_rmse").compute()
         names = self.metadata.get("target_band_names") or [f"B{i}" for i in range(rmse.numel())]
-        values.update({f"{stage}/rmse/{n}": v for n, v in zip(names, rmse, strict=True)})
-        values[f"{stage}/rmse"] = rmse.mean()
-        values[f"{stage}/sre"] = getattr(self, f"{stage}_sre").compute().mean()
+        values.update({tags.tag(stage, tags.RMSE, band=n): v for n, v in zip(names, rmse, strict=True)})
+        values[tags.tag(stage, tags.RMSE)] = rmse.mean()
+        values[tags.tag(stage, tags.SRE)] = getattr(self, f"{stage}_sre").compute().mean()
+        psnr_tag = tags.tag(stage, tags.PSNR)
         if base_values:
-            values[f"{stage}/sre_bicubic"] = getattr(self, f"{stage}_baseline_sre").compute().mean()
+            values[tags.tag(stage, tags.SRE, bicubic=True)] = getattr(self, f"{stage}_baseline_sre").compute().mean()
             values.update(self._trust_values(stage, names))
             values.update(base_values)
-            values[f"{stage}/psnr_gain"] = values[f"{stage}/psnr"] - base_values[f"{stage}/psnr_bicubic"]
-        if stage == "test":
-            values["test/ergas"] = self.test_ergas.compute()
+            values[tags.tag(stage, tags.PSNR_GAIN)] = values[psnr_tag] - base_values[tags.tag(stage, tags.PSNR, bicubic=True)]
+        if stage == tags.TEST:
+            values[tags.tag(stage, tags.ERGAS)] = self.test_ergas.compute()
             if base_updated:
-                values["test/ergas_bicubic"] = self.test_baseline_ergas.compute()
-                values["test/rmse_bicubic"] = self.test_baseline_rmse.compute().mean()
-        psnr = values.pop(f"{stage}/psnr")
+                values[tags.tag(stage, tags.ERGAS, bicubic=True)] = self.test_baseline_ergas.compute()
+                values[tags.tag(stage, tags.RMSE, bicubic=True)] = self.test_baseline_rmse.compute().mean()
+        psnr = values.pop(psnr_tag)
         self.log_dict({k: v.float() for k, v in values.items()}, prog_bar=False)
-        self.log(f"{stage}/psnr", psnr.float(), prog_bar=True)
+        self.log(psnr_tag, psnr.float(), prog_bar=True)
         self._reset_metrics(stage)
 
     def _trust_values(self, stage: str, names: Sequence[str]) -> dict[str, Tensor]:
@@ -386,21 +396,22 @@ class SuperResolution(AdversarialRegularization):
         values: dict[str, Tensor] = {}
         multiband = len(names) > 1
         if "consistency" in self._trust_metrics:
-            for label, name in (("", "consistency"), ("_bicubic", "baseline_consistency")):
+            for bicubic, name in ((False, "consistency"), (True, "baseline_consistency")):
                 c = getattr(self, f"{stage}_{name}").compute()
                 for key in ("rmse", "l1"):
-                    values[f"{stage}/consistency/{key}{label}"] = c[key].mean()
-                    if not label:
-                        values.update({f"{stage}/consistency/{key}/{n}": v for n, v in zip(names, c[key], strict=True)})
+                    metric = f"{tags.CONSISTENCY}/{key}"
+                    values[tags.tag(stage, metric, bicubic=bicubic)] = c[key].mean()
+                    if not bicubic:
+                        values.update({tags.tag(stage, metric, band=n): v for n, v in zip(names, c[key], strict=True)})
                 if multiband:
-                    values[f"{stage}/consistency/sam{label}"] = c["sam"]
-                values[f"{stage}/consistency/shift{label}"] = c["shift"]
+                    values[tags.tag(stage, tags.CONSISTENCY_SAM, bicubic=bicubic)] = c["sam"]
+                values[tags.tag(stage, tags.CONSISTENCY_SHIFT, bicubic=bicubic)] = c["shift"]
         if "synthesis" in self._trust_metrics:
             l1 = getattr(self, f"{stage}_synthesis").compute()
-            values[f"{stage}/synthesis/l1"] = l1.mean()
-            values.update({f"{stage}/synthesis/l1/{n}": v for n, v in zip(names, l1, strict=True)})
+            values[tags.tag(stage, tags.SYNTHESIS_L1)] = l1.mean()
+            values.update({tags.tag(stage, tags.SYNTHESIS_L1, band=n): v for n, v in zip(names, l1, strict=True)})
             for key, value in getattr(self, f"{stage}_correctness").compute().items():
-                values[f"{stage}/correctness/{key}"] = value
+                values[tags.tag(stage, f"{tags.CORRECTNESS}/{key}")] = value
         return values
 
     def _stage_metrics(self, stage: str) -> list[Any]:

@@ -21,7 +21,7 @@ Wald's reduced resolution, where a truth exists:
 markdown table row and writes ``DIR/transfer.json``.
 
 Choices (documented): outputs are float32 GeoTIFFs with NaN as nodata; an input pixel that is nodata (as
-:class:`~aerogan.prediction.band_groups.BandGroup` reads it: the file's nodata, default 0, or non-finite)
+:class:`~datamodules.band_catalog.BandGroup` reads it: the file's nodata, default 0, or non-finite)
 stays NaN, and a Wald-level pixel is NaN when any pixel under its blur footprint is. The Wald level starts
 every group at the common extent's corner and drops the last rows/columns that do not fill a ``ratio x
 ratio`` block. Scores skip nodata and NaN pixels; bicubic pixels whose 4 x 4 support touches an invalid input
@@ -46,7 +46,9 @@ import torch.nn.functional as F
 
 from aerogan.atomic import atomic_output
 from aerogan.degradation import blur_radius, gaussian_block_mean
-from aerogan.prediction.band_groups import (
+from aerogan.prediction.product import add_projection_argument, super_resolve_product
+from aerogan.super_resolution import SuperResolution
+from datamodules.band_catalog import (
     S2_BANDS,
     S2_NODATA,
     BandGroup,
@@ -54,8 +56,6 @@ from aerogan.prediction.band_groups import (
     catalog_from_rasters,
     normalize_band_name,
 )
-from aerogan.prediction.product import add_projection_argument, super_resolve_product
-from aerogan.super_resolution import SuperResolution
 from datamodules.wald import degrade_group
 
 __all__ = ["TABLE_HEADER", "draw_shift", "evaluate", "format_row", "main", "score_product", "write_region", "write_wald_level"]

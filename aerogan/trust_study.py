@@ -6,8 +6,8 @@ For each task (``quickstart``: the embedded synthetic scenes, x2; ``sentinel2_t2
 * ``supervised`` and ``regularized`` with ``lambda_adv`` in {1e-3, 1e-2, 1e-1},
 * each with ``consistency_projection`` false and true,
 
-then tests each on the task's held-out split with its ``last.ckpt`` (``aerogan fit`` then ``aerogan test``
-through :func:`aerogan.cli.cli_main`, in-process, as :mod:`aerogan.study` does) and collects the test metrics of
+then tests each on the task's held-out split with its ``last.ckpt`` (one fit-and-test path for every runner:
+:mod:`aerogan.experiments`) and collects the test metrics of
 README "Does the critic invent detail?": RMSE, SRE, consistency RMSE / SAM / shift, synthesis L1 and the
 improvement / omission / hallucination fractions. The cost of each gain is stated against the supervised run
 without projection: ΔRMSE (relative, %) and Δhallucination (percentage points), plus generated sentences;
@@ -25,12 +25,18 @@ Presets (``configs/trust/preset_<name>.yaml``) set the budget per task, the grid
 
 Usage::
 
-    python -m aerogan.trust_study --preset cpu --out runs/trust            # or: aerogan trust --preset cpu ...
-    python -m aerogan.trust_study --preset cpu --out runs/trust --tasks quickstart
-    python -m aerogan.trust_study --preset cpu --out runs/trust --readme   # print the README section
+    aerogan trust --preset cpu --out runs/trust            # or: python -m aerogan.trust_study ...
+    aerogan trust --preset cpu --out runs/trust --tasks quickstart --seeds 3
+    aerogan trust --preset cpu --out runs/trust --readme   # print the README section
+    aerogan trust --merge runs/a runs/b --out runs/ab      # one table from separate jobs
 
-Runs land in ``<out>/<task>/<run>/version_<n>/`` (TensorBoard events, checkpoints, ``test/`` for the test
-run, ``trust_run.json`` with every test metric); finished runs are reused unless ``--force``. The aggregate is
+With ``--seeds K`` every cell runs K seeds: the table gives means ± 95 % interval, the deltas are paired (same
+seed) and each claim (a λ lowers RMSE / hallucination against supervised; the projection lowers consistency RMSE)
+reads "holds", "does not hold" or "not resolved at this budget".
+
+Runs land in ``<out>/<task>/<run>_s<seed>/version_<n>/`` (TensorBoard events with the test metrics, checkpoints,
+``run.json`` with every test metric); a finished run with the same resolved configuration is reused unless
+``--force``. The aggregate is
 ``<out>/trust.json``, ``<out>/trust.csv`` (one row per run, bicubic rows included) and ``<out>/trust.md``.
 With the default ``--tasks``, a task whose data are missing is skipped with a warning; named explicitly, it
 is an error naming the missing file.
@@ -39,61 +45,62 @@ is an error naming the missing file.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
 import json
 import math
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from aerogan.atomic import atomic_output
-from aerogan.study import load_preset, preset_path
+from aerogan.experiments import (
+    RunSpec,
+    interval,
+    load_preset,
+    merge_runs,
+    paired_claim,
+    read_results,
+    run_specs,
+    seed_list,
+    write_outputs,
+)
+from aerogan.experiments.arguments import add_runner_arguments
+from aerogan.metrics import tags
 
 __all__ = [
-    "RunSpec",
+    "Cell",
     "grid",
     "load_trust_preset",
     "main",
     "markdown",
     "run_trust_study",
     "select_tasks",
+    "specs",
     "summarize",
 ]
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "configs" / "trust"
-RECORD_NAME = "trust_run.json"
 REFERENCE = "supervised"
 
 #: Table fields -> the test tags they read (``SuperResolution._log_epoch_metrics``).
 METRICS = {
-    "rmse": "test/rmse",
-    "sre": "test/sre",
-    "consistency_rmse": "test/consistency/rmse",
-    "consistency_l1": "test/consistency/l1",
-    "consistency_sam": "test/consistency/sam",
-    "consistency_shift": "test/consistency/shift",
-    "synthesis_l1": "test/synthesis/l1",
-    "improvement": "test/correctness/improvement",
-    "omission": "test/correctness/omission",
-    "hallucination": "test/correctness/hallucination",
+    "rmse": tags.TEST_RMSE,
+    "sre": tags.TEST_SRE,
+    "consistency_rmse": tags.TEST_CONSISTENCY_RMSE,
+    "consistency_l1": tags.tag(tags.TEST, tags.CONSISTENCY_L1),
+    "consistency_sam": tags.tag(tags.TEST, tags.CONSISTENCY_SAM),
+    "consistency_shift": tags.tag(tags.TEST, tags.CONSISTENCY_SHIFT),
+    "synthesis_l1": tags.tag(tags.TEST, tags.SYNTHESIS_L1),
+    "improvement": tags.tag(tags.TEST, tags.IMPROVEMENT),
+    "omission": tags.tag(tags.TEST, tags.OMISSION),
+    "hallucination": tags.TEST_HALLUCINATION,
 }
 #: The bicubic baseline's tags; synthesis and correctness have none (0 and all-omission by definition).
-BICUBIC = {
-    "rmse": "test/rmse_bicubic",
-    "sre": "test/sre_bicubic",
-    "consistency_rmse": "test/consistency/rmse_bicubic",
-    "consistency_l1": "test/consistency/l1_bicubic",
-    "consistency_sam": "test/consistency/sam_bicubic",
-    "consistency_shift": "test/consistency/shift_bicubic",
-}
+BICUBIC = {field: tag + tags.BICUBIC for field, tag in METRICS.items() if field in
+           ("rmse", "sre", "consistency_rmse", "consistency_l1", "consistency_sam", "consistency_shift")}  # fmt: skip
 BICUBIC_DEFINED = {"synthesis_l1": 0.0, "improvement": 0.0, "omission": 1.0, "hallucination": 0.0}
 
 #: Markdown columns: header, field, format.
@@ -110,13 +117,14 @@ COLUMNS = [
     ("ΔRMSE (%)", "delta_rmse_pct", "{:+.1f}"),
     ("Δhalluc. (pts)", "delta_hallucination_pts", "{:+.1f}"),
 ]
-CSV_FIELDS = ["task", "run", "objective", "lambda_adv", "projection", "epochs", "seed", *METRICS,
-              "delta_rmse_pct", "delta_hallucination_pts", "fit_time_s", "test_time_s", "run_dir"]  # fmt: skip
+CSV_FIELDS = ["task", "run", "objective", "lambda_adv", "projection", "epochs", "seeds", *METRICS,
+              *(f"{f}_ci" for f in METRICS), "delta_rmse_pct", "delta_rmse_pct_ci", "delta_hallucination_pts",
+              "delta_hallucination_pts_ci", "fit_time_s", "test_time_s"]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ the grid
 @dataclass(frozen=True)
-class RunSpec:
+class Cell:
     """One cell of the grid: an objective, its λ (None for supervised) and the projection switch."""
 
     objective: str
@@ -149,7 +157,7 @@ def format_lambda(value: float) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
-def grid(preset: dict[str, Any]) -> list[RunSpec]:
+def grid(preset: dict[str, Any]) -> list[Cell]:
     """The preset's runs: each objective (``regularized`` once per λ) × each projection setting."""
     objectives = list(preset.get("objectives", ["supervised", "regularized"]))
     lambdas = [float(v) for v in preset.get("lambdas", [1e-3, 1e-2, 1e-1])]
@@ -162,15 +170,15 @@ def grid(preset: dict[str, Any]) -> list[RunSpec]:
     specs = []
     for objective in objectives:
         for lam in [None] if objective == "supervised" else lambdas:
-            specs.extend(RunSpec(objective, lam, proj) for proj in projections)
+            specs.extend(Cell(objective, lam, proj) for proj in projections)
     return specs
 
 
 # ------------------------------------------------------------------------------------------------ presets
 def load_trust_preset(name: str) -> dict[str, Any]:
     """``configs/trust/preset_<name>.yaml`` (or a path to a preset file), checked for a ``tasks`` mapping."""
-    path = preset_path(name, CONFIG_DIR)
-    preset = load_preset(str(path))
+    preset = load_preset("trust", name, keys=("objectives", "lambdas", "projections", "tasks"))
+    path = preset["_path"]
     tasks = preset.get("tasks")
     if not isinstance(tasks, dict) or not tasks:
         raise ValueError(f"preset {path}: expected a `tasks:` mapping of task name -> {{config, epochs}}")
@@ -210,160 +218,132 @@ def select_tasks(preset: dict[str, Any], tasks: Sequence[str] | None = None) -> 
 
 
 # ------------------------------------------------------------------------------------------------ running
-@contextlib.contextmanager
-def _bare_argv() -> Iterator[None]:
-    """LightningCLI warns when given args while ``sys.argv`` also holds a command line."""
-    argv, sys.argv = sys.argv, sys.argv[:1]
-    try:
-        yield
-    finally:
-        sys.argv = argv
-
-
-def _finished(folder: Path, fit_args: Sequence[str]) -> dict[str, Any] | None:
-    """The newest finished record under ``<out>/<task>/<run>/`` that was fitted with exactly ``fit_args``."""
-    for path in sorted(folder.glob(f"version_*/{RECORD_NAME}"), key=lambda p: p.stat().st_mtime, reverse=True):
-        with contextlib.suppress(OSError, json.JSONDecodeError):
-            record = json.loads(path.read_text())
-            if record.get("finished") and record.get("fit_args") == list(fit_args):
-                return record
-    return None
-
-
 def task_args(task: str, preset: dict[str, Any], extra: Sequence[str] = ()) -> list[str]:
-    """The CLI arguments every run of ``task`` shares (config, seed, budget, data, overrides), fit and test alike."""
+    """The CLI arguments every run of ``task`` shares (budget, data, overrides), fit and test alike."""
     spec = preset["tasks"][task]
-    config = Path(spec["config"])
-    args = ["--config", str(config if config.is_absolute() else REPO / config),
-            "--seed_everything", str(int(preset.get("seed", 0))),
-            "--trainer.max_epochs", str(int(spec["epochs"]))]  # fmt: skip
+    args = ["--trainer.max_epochs", str(int(spec["epochs"]))]
     for key, files in _data_files(spec).items():
         args += [f"--{key}", json.dumps([str(p) for p in files])]
     return args + [str(a) for a in (*preset.get("overrides", []), *spec.get("overrides", []), *extra)]
 
 
-def fit_arguments(task: str, spec: RunSpec, preset: dict[str, Any], out: Path, extra: Sequence[str] = ()) -> list[str]:
-    """``aerogan fit`` arguments of one grid cell, logging to ``<out>/<task>/<run>/version_<n>/``."""
-    return ["fit", *task_args(task, preset, extra), *spec.overrides(),
-            "--trainer.logger.init_args.save_dir", str(out / task), "--trainer.logger.init_args.name", spec.name]  # fmt: skip
+def specs(preset: dict[str, Any], out: Path, tasks: Sequence[str], seeds: Sequence[int], extra: Sequence[str] = ()) -> list[RunSpec]:
+    """Every (task, cell, seed) as a run: fit, then test ``last.ckpt`` on the held-out split."""
+    cells = grid(preset)
+    runs = []
+    for task in tasks:
+        config = Path(preset["tasks"][task]["config"])
+        config = config if config.is_absolute() else REPO / config
+        epochs = int(preset["tasks"][task]["epochs"])
+        for cell in cells:
+            for seed in seeds:
+                labels = {"task": task, "run": cell.name, "objective": cell.objective, "lambda_adv": cell.lambda_adv,
+                          "projection": cell.projection, "epochs": epochs}  # fmt: skip
+                runs.append(RunSpec(cell.name, (str(config),), (*task_args(task, preset, extra), *cell.overrides()), seed,
+                                    str(out), group=task, labels=labels, num_threads=preset.get("num_threads")))  # fmt: skip
+    return runs
 
 
-def run_one(task: str, spec: RunSpec, preset: dict[str, Any], out: Path, extra: Sequence[str] = ()) -> dict[str, Any]:
-    """Fit one grid cell, test its ``last.ckpt`` on the held-out split; returns (and writes) its record."""
-    from aerogan.cli import cli_main
-
-    shared = [*task_args(task, preset, extra), *spec.overrides()]
-    fit_args = fit_arguments(task, spec, preset, out, extra)
-    start = time.perf_counter()
-    with _bare_argv():
-        cli = cli_main(fit_args)
-    fit_time = time.perf_counter() - start
-    trainer = cli.trainer  # type: ignore[union-attr]
-    folder = Path(trainer.logger.log_dir).resolve()
-    ckpt = getattr(trainer.checkpoint_callback, "last_model_path", "")
-    if not ckpt or not Path(ckpt).is_file():
-        raise RuntimeError(f"{task}/{spec.name}: fit wrote no last.ckpt (the config's ModelCheckpoint needs save_last: true)")
-    test_args = ["test", *shared, "--ckpt_path", ckpt, "--verbose", "false", "--trainer.logger.init_args.save_dir", str(folder.parent),
-                 "--trainer.logger.init_args.name", folder.name, "--trainer.logger.init_args.version", "test"]  # fmt: skip
-    start = time.perf_counter()
-    with _bare_argv(), warnings.catch_warnings():
-        # the config's ModelCheckpoint saves nothing at test; its note that the test folder differs is noise here
-        warnings.filterwarnings("ignore", message="The dirpath has changed", category=UserWarning)
-        tested = cli_main(test_args)
-    test_time = time.perf_counter() - start
-    metrics = {k: float(v) for k, v in tested.trainer.callback_metrics.items() if k.startswith("test/")}  # type: ignore[union-attr]
-    if "test/rmse" not in metrics:
-        raise RuntimeError(f"{task}/{spec.name}: the test run logged no test/rmse (got {sorted(metrics)})")
-    record = {"task": task, "run": spec.name, "objective": spec.objective, "lambda_adv": spec.lambda_adv,
-              "projection": spec.projection, "epochs": int(trainer.max_epochs),
-              "seed": int(preset.get("seed", 0)), "fit_time_s": fit_time, "test_time_s": test_time,
-              "ckpt_path": ckpt, "run_dir": str(folder), "metrics": metrics, "fit_args": fit_args,
-              "finished": True}  # fmt: skip
-    with atomic_output(folder / RECORD_NAME) as tmp:
-        tmp.write_text(json.dumps(record, indent=1))
-    return record
-
-
-def run_trust_study(
-    preset: dict[str, Any],
-    out: Path,
-    tasks: Sequence[str] | None = None,
-    extra: Sequence[str] = (),
-    force: bool = False,
-) -> dict[str, Any]:
-    """Run every grid cell of every selected task not already finished under ``out``; write and return the aggregate."""
+def run_trust_study(preset: dict[str, Any], out: Path, tasks: Sequence[str] | None = None, extra: Sequence[str] = (),
+                    force: bool = False, seeds: Sequence[int] | None = None, devices: int = 1) -> dict[str, Any]:  # fmt: skip
+    """Run every grid cell of every selected task and seed not already finished under ``out``; write the aggregate."""
     chosen = select_tasks(preset, tasks)
-    specs = grid(preset)
-    threads = preset.get("num_threads")
-    if threads:
-        torch.set_num_threads(int(threads))
     out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    records: list[dict[str, Any]] = []
     start = time.perf_counter()
-    for task in chosen:
-        for spec in specs:
-            done = None if force else _finished(out / task / spec.name, fit_arguments(task, spec, preset, out, extra))
-            if done is not None:
-                print(f"[trust] {task} {spec.name}: already done ({done['run_dir']})", flush=True)
-            else:
-                print(f"[trust] {task} {spec.name}: fitting", flush=True)
-                done = run_one(task, spec, preset, out, extra)
-                m = done["metrics"]
-                print(f"[trust] {task} {spec.name}: test RMSE {m['test/rmse']:.4g} (bicubic {m.get('test/rmse_bicubic', math.nan):.4g}), "
-                      f"fit {done['fit_time_s']:.0f} s, test {done['test_time_s']:.0f} s", flush=True)  # fmt: skip
-            records.append(done)
-            write_outputs(out, summarize(records, preset, time.perf_counter() - start))
+
+    def write(records: list[dict[str, Any]]) -> None:
+        write_result(out, summarize(records, preset, time.perf_counter() - start))
+
+    records = run_specs(specs(preset, out, chosen, seed_list(preset) if seeds is None else seeds, extra), devices, force, "[trust]", write)
     result = summarize(records, preset, time.perf_counter() - start)
-    write_outputs(out, result)
+    write_result(out, result)
     return result
 
 
 # ------------------------------------------------------------------------------------------------ tables
-def _row(record: dict[str, Any]) -> dict[str, Any]:
-    m = record["metrics"]
-    row = {k: record.get(k) for k in ("task", "run", "objective", "lambda_adv", "projection", "epochs", "seed",
-                                      "fit_time_s", "test_time_s", "run_dir")}  # fmt: skip
-    row.update({field: m.get(tag) for field, tag in METRICS.items()})
+def _values(record: dict[str, Any], tags_of: dict[str, str]) -> dict[str, float | None]:
+    return {field: record["metrics"].get(tag) for field, tag in tags_of.items()}
+
+
+def _mean_row(base: dict[str, Any], runs: Sequence[dict[str, float | None]]) -> dict[str, Any]:
+    """``base`` plus, per metric, the mean over ``runs`` (one dict per seed) and its 95 % half-width ``<field>_ci``."""
+    row = dict(base)
+    for field in runs[0]:
+        ci = interval([r[field] for r in runs])
+        row[field], row[f"{field}_ci"] = ci.mean, ci.half_width
     return row
 
 
-def _bicubic_row(reference: dict[str, Any]) -> dict[str, Any]:
-    m = reference["metrics"]
-    row: dict[str, Any] = {"task": reference["task"], "run": "bicubic", "objective": "bicubic", "lambda_adv": None,
-                           "projection": None, "epochs": None, "seed": None, "fit_time_s": None,
-                           "test_time_s": None, "run_dir": None}  # fmt: skip
-    row.update({field: m.get(tag) for field, tag in BICUBIC.items()})
-    return row | BICUBIC_DEFINED
+def _paired_delta(row_runs: dict[int, dict[str, Any]], ref_runs: dict[int, dict[str, Any]], field: str, pct: bool) -> tuple[float | None, float | None]:
+    """Mean and 95 % half-width over seeds of ``row − reference`` (relative in % for ``pct``, else in points ×100)."""
+    diffs = []
+    for seed, values in row_runs.items():
+        ref = ref_runs.get(seed)
+        a, b = values.get(field), None if ref is None else ref.get(field)
+        if a is None or b is None or (pct and b == 0):
+            continue
+        diffs.append(100.0 * (a - b) / b if pct else 100.0 * (a - b))
+    ci = interval(diffs)
+    return ci.mean, ci.half_width
 
 
-def _deltas(row: dict[str, Any], ref: dict[str, Any] | None) -> None:
-    """ΔRMSE in % of the reference RMSE, Δhallucination in percentage points; None where undefined."""
-    ok = ref is not None and None not in (row["rmse"], ref["rmse"]) and ref["rmse"] > 0
-    row["delta_rmse_pct"] = 100.0 * (row["rmse"] - ref["rmse"]) / ref["rmse"] if ok else None  # type: ignore[index]
-    ok = ref is not None and None not in (row["hallucination"], ref["hallucination"])
-    row["delta_hallucination_pts"] = 100.0 * (row["hallucination"] - ref["hallucination"]) if ok else None  # type: ignore[index]
+def _claims(task: str, by_run: dict[str, dict[int, dict[str, Any]]], labels: dict[str, Cell]) -> list[dict[str, Any]]:
+    """Paired claims of one task: each λ against the supervised run (RMSE, hallucination), the projection against
+    the same run without it (consistency RMSE)."""
+    out = []
+    ref = by_run.get(REFERENCE)
+    for run, values in by_run.items():
+        cell = labels[run]
+        if cell.objective == "regularized" and not cell.projection and ref is not None:
+            for field, what in (("rmse", "RMSE"), ("hallucination", "hallucination")):
+                out.append(paired_claim(f"{task}: {cell.label} lowers {what} against supervised",
+                                        {s: v[field] for s, v in values.items()}, {s: v[field] for s, v in ref.items()}))  # fmt: skip
+        twin = by_run.get(run.removesuffix("_proj")) if cell.projection else None
+        if twin is not None:
+            out.append(paired_claim(f"{task}: the projection lowers consistency RMSE of {labels[run.removesuffix('_proj')].label}",
+                                    {s: v["consistency_rmse"] for s, v in values.items()},
+                                    {s: v["consistency_rmse"] for s, v in twin.items()}))  # fmt: skip
+    return out
 
 
 def summarize(records: Sequence[dict[str, Any]], preset: dict[str, Any] | None = None, wall_s: float | None = None) -> dict[str, Any]:
-    """Per task: the bicubic row, one row per run with its deltas against the supervised run without projection,
-    and the generated sentences."""
+    """Per task: the bicubic row, one row per grid cell (means ± 95 % interval over seeds, paired deltas against
+    the supervised run without projection), the generated sentences and the paired claims."""
     tasks: dict[str, Any] = {}
     for task in dict.fromkeys(r["task"] for r in records):
         mine = [r for r in records if r["task"] == task]
-        ref_record = next((r for r in mine if r["run"] == REFERENCE), None)
-        rows = [_row(r) for r in mine]
-        ref = next((row for row in rows if row["run"] == REFERENCE), None)
-        if ref_record is not None:
-            rows.insert(0, _bicubic_row(ref_record))
-        for row in rows:
-            _deltas(row, ref)
-        tasks[task] = {"reference": REFERENCE if ref else None, "rows": rows, "sentences": sentences(rows)}
-    meta = {k: v for k, v in (preset or {}).items() if not k.startswith("_")} | {
-        "preset_file": (preset or {}).get("_path")
-    }
+        by_run: dict[str, dict[int, dict[str, Any]]] = {}
+        cells: dict[str, Cell] = {}
+        for r in mine:
+            by_run.setdefault(r["run"], {})[int(r.get("seed") or 0)] = _values(r, METRICS)
+            cells[r["run"]] = Cell(r["objective"], r["lambda_adv"], bool(r["projection"]))
+        ref = by_run.get(REFERENCE)
+        rows = []
+        for run, per_seed in by_run.items():
+            first = next(r for r in mine if r["run"] == run)
+            runs = [r for r in mine if r["run"] == run]
+            base = {k: first.get(k) for k in ("task", "run", "objective", "lambda_adv", "projection", "epochs")}
+            base |= {"seeds": sorted(per_seed), "fit_time_s": sum(r.get("fit_time_s") or 0.0 for r in runs) / len(runs),
+                     "test_time_s": sum(r.get("test_time_s") or 0.0 for r in runs) / len(runs),
+                     "run_dirs": [r.get("run_dir") for r in runs]}  # fmt: skip
+            row = _mean_row(base, [per_seed[s] for s in sorted(per_seed)])
+            for field, name, pct in (("rmse", "delta_rmse_pct", True), ("hallucination", "delta_hallucination_pts", False)):
+                row[name], row[f"{name}_ci"] = (None, None) if ref is None else _paired_delta(per_seed, ref, field, pct)
+            rows.append(row)
+        if ref is not None:
+            ref_records = [r for r in mine if r["run"] == REFERENCE]
+            bicubic = {int(r.get("seed") or 0): _values(r, BICUBIC) | BICUBIC_DEFINED for r in ref_records}
+            row = _mean_row({"task": task, "run": "bicubic", "objective": "bicubic", "lambda_adv": None, "projection": None,
+                             "epochs": None, "seeds": sorted(bicubic)}, [bicubic[s] for s in sorted(bicubic)])  # fmt: skip
+            for field, name, pct in (("rmse", "delta_rmse_pct", True), ("hallucination", "delta_hallucination_pts", False)):
+                row[name], row[f"{name}_ci"] = _paired_delta(bicubic, ref, field, pct)
+            rows.insert(0, row)
+        tasks[task] = {"reference": REFERENCE if ref else None, "rows": rows, "sentences": sentences(rows),
+                       "claims": _claims(task, by_run, cells)}  # fmt: skip
+    meta = {k: v for k, v in (preset or {}).items() if not k.startswith("_")} | {"preset_file": (preset or {}).get("_path")}
     run_s = sum((r.get("fit_time_s") or 0.0) + (r.get("test_time_s") or 0.0) for r in records)
-    return {"preset": meta, "wall_time_s": wall_s, "run_time_s": run_s, "tasks": tasks, "runs": list(records)}
+    seeds = sorted({int(r.get("seed") or 0) for r in records})
+    return {"preset": meta, "seeds": seeds, "wall_time_s": wall_s, "run_time_s": run_s, "tasks": tasks, "runs": list(records)}
 
 
 def _change(value: float | None, what: str, unit: str) -> str:
@@ -400,7 +380,7 @@ def sentences(rows: Sequence[dict[str, Any]]) -> list[str]:
         base = by_name.get(r["run"].removesuffix("_proj")) if r["projection"] else None
         if base is None:
             continue
-        spec = RunSpec(r["objective"], r["lambda_adv"], False)
+        spec = Cell(r["objective"], r["lambda_adv"], False)
         d_rmse = 100.0 * (r["rmse"] - base["rmse"]) / base["rmse"] if base["rmse"] else None
         d_hall = 100.0 * (r["hallucination"] - base["hallucination"])
         twins.append((spec.label, d_rmse, d_hall, base["consistency_rmse"], r["consistency_rmse"]))
@@ -412,7 +392,7 @@ def sentences(rows: Sequence[dict[str, Any]]) -> list[str]:
                    f"{_span(before)} to {_span(after)}.")  # fmt: skip
     best = min(runs, key=lambda r: r["rmse"])
     least = min(runs, key=lambda r: r["hallucination"])
-    label = {r["run"]: RunSpec(r["objective"], r["lambda_adv"], r["projection"]).label for r in runs}
+    label = {r["run"]: Cell(r["objective"], r["lambda_adv"], r["projection"]).label for r in runs}
     out.append(f"Lowest RMSE: {label[best['run']]} ({best['rmse']:.4g}); lowest hallucination: "
                f"{label[least['run']]} ({100 * least['hallucination']:.1f} %).")  # fmt: skip
     return out
@@ -423,14 +403,17 @@ def _span(values: Sequence[float]) -> str:
     return lo if lo == hi else f"{lo}–{hi}"
 
 
-def _cell(value: Any, fmt: str) -> str:
+def _cell(value: Any, fmt: str, ci: float | None = None) -> str:
+    """One number as ``fmt`` says, with its 95 % half-width (``± 0.3``) when it is a mean over seeds."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     if fmt == "pct":
-        return f"{100 * value:.1f}"
+        text = f"{100 * value:.1f}"
+        return text if ci is None else f"{text} ± {100 * ci:.1f}"
     if fmt.startswith("{:+"):  # a delta: no "-0.0"
         value = round(value, 1) + 0.0
-    return fmt.format(value)
+    text = fmt.format(value)
+    return text if ci is None else f"{text} ± {ci:.2g}"
 
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
@@ -442,7 +425,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
         first = ["bicubic", "—", "—", "—"] if bicubic else [
             r["run"], r["objective"], "—" if r["lambda_adv"] is None else format_lambda(r["lambda_adv"]),
             "yes" if r["projection"] else "no"]  # fmt: skip
-        lines.append("| " + " | ".join(first + [_cell(r.get(f), fmt) for _, f, fmt in COLUMNS]) + " |")
+        lines.append("| " + " | ".join(first + [_cell(r.get(f), fmt, r.get(f"{f}_ci")) for _, f, fmt in COLUMNS]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -455,8 +438,10 @@ def markdown(result: dict[str, Any], level: int = 1, command: str | None = None)
     parts = [f"{h} Does the critic invent detail? Measured\n"]
     epochs = {t: int(tasks[t]["epochs"]) for t in result["tasks"] if t in tasks}
     budgets = ", ".join(f"{t} {n} epoch{'s' * (n != 1)}" for t, n in epochs.items())
+    seeds = result.get("seeds") or [0]
+    what = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds ({', '.join(map(str, seeds))}): means ± 95 % interval"
     parts.append(f"Preset `{Path(str(preset.get('preset_file'))).stem.removeprefix('preset_')}`"
-                 + (f" ({budgets})" if budgets else "") + f", seed {preset.get('seed', 0)}; test split, last checkpoint"
+                 + (f" ({budgets})" if budgets else "") + f", {what}; test split, last checkpoint"
                  + (f"; {run_s / 60:.1f} min of fit + test in all" if run_s else "") + ".\n")  # fmt: skip
     if command:
         parts.append(f"```bash\n{command}\n```\n")
@@ -464,6 +449,9 @@ def markdown(result: dict[str, Any], level: int = 1, command: str | None = None)
         parts.append(f"{h}# {task}\n")
         parts.append(table(data["rows"]))
         parts.append("\n" + " ".join(data["sentences"]) + "\n")
+        if data.get("claims"):
+            parts.append("Paired claims (same seed and data; the 95 % interval of the mean paired difference decides):\n\n"
+                         + "\n".join(f"- {c['text']}" for c in data["claims"]) + "\n")
     parts.append("\nΔ columns: against the supervised run without projection (RMSE relative, hallucination in "
                  "percentage points). Bicubic synthesis L1 is 0 and its classified pixels are all omissions, by "
                  "definition. Consistency: the output degraded by the data's degradation against the input "
@@ -471,45 +459,44 @@ def markdown(result: dict[str, Any], level: int = 1, command: str | None = None)
     return "\n".join(parts)
 
 
-def write_outputs(out: Path, result: dict[str, Any]) -> None:
-    """``trust.json`` (everything), ``trust.csv`` (one row per run and per bicubic baseline), ``trust.md``."""
-    with atomic_output(out / "trust.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=1))
-    with atomic_output(out / "trust.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for data in result["tasks"].values():
-            writer.writerows(data["rows"])
-    with atomic_output(out / "trust.md") as tmp:
-        tmp.write_text(markdown(result))
+def write_result(out: Path, result: dict[str, Any]) -> None:
+    """``trust.json`` (everything), ``trust.csv`` (one row per grid cell and per bicubic baseline), ``trust.md``."""
+    rows = [row for data in result["tasks"].values() for row in data["rows"]]
+    write_outputs(out, "trust", result, rows, CSV_FIELDS, markdown(result))
 
 
 # ------------------------------------------------------------------------------------------------ command
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m aerogan.trust_study", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="aerogan trust", description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", help="configs/trust/preset_<name>.yaml or a preset file (default: cpu)")
     parser.add_argument("--quick", action="store_true", help="the tiny preset (same as --preset quick)")
+    add_runner_arguments(parser, "trust", "runs/trust")
     parser.add_argument("--tasks", nargs="+", help="subset of the preset's tasks (default: all; missing data skipped)")
-    parser.add_argument("--out", default="runs/trust", help="output folder (runs, trust.json/.csv/.md)")
-    parser.add_argument("--force", action="store_true", help="rerun runs that already have a finished record")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: the preset's num_threads)")
     parser.add_argument("--readme", action="store_true", help="print the markdown section for README.md at the end")
     parser.add_argument("overrides", nargs="*", help="extra LightningCLI arguments after `--`, e.g. -- --trainer.max_epochs=2")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.quick and args.preset not in (None, "quick"):
         parser.error(f"--quick and --preset {args.preset} name two presets: give one")
     name = "quick" if args.quick else (args.preset or "cpu")
+    out = Path(args.out)
     try:
-        preset = load_trust_preset(name)
-        if args.threads:
-            preset["num_threads"] = args.threads
-        result = run_trust_study(preset, Path(args.out), args.tasks, args.overrides, args.force)
+        if args.merge:
+            found = read_results(args.merge, "trust", "aerogan trust")
+            result = summarize(merge_runs(found, ("task", "run", "seed")), found[0][1].get("preset"))
+            write_result(out, result)
+        else:
+            preset = load_trust_preset(name)
+            if args.threads:
+                preset["num_threads"] = args.threads
+            result = run_trust_study(preset, out, args.tasks, args.overrides, args.force,
+                                     seed_list(preset, args.seeds, args.seed), args.devices)  # fmt: skip
     except (ValueError, FileNotFoundError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
-    print(f"\n[trust] {len(result['runs'])} runs, {result['wall_time_s']:.0f} s; tables in {Path(args.out) / 'trust.md'}\n")
+    print(f"\n[trust] {len(result['runs'])} runs, {result['wall_time_s'] or 0:.0f} s; tables in {out / 'trust.md'}\n")
     if args.readme:
         tasks = "" if not args.tasks else " --tasks " + " ".join(args.tasks)
-        print(markdown(result, level=3, command=f"python -m aerogan.trust_study --preset {name} --out {args.out}{tasks}"))
+        seeds = "" if args.seeds is None else f" --seeds {args.seeds}"
+        print(markdown(result, level=3, command=f"aerogan trust --preset {name} --out {args.out}{tasks}{seeds}"))
 
 
 if __name__ == "__main__":

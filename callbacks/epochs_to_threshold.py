@@ -92,7 +92,7 @@ class EpochsToThreshold(EarlyStopping):
             raise MisconfigurationException(f"EpochsToThreshold: `factor` must be > 0, got {factor!r}.")
         validate_int_args(("patience_epochs", patience_epochs, 0))
         # patience is ours (epochs after reaching the threshold), not EarlyStopping's no-improvement count;
-        # NaN values are recorded, never a reason to stop (check_finite=False), as before
+        # NaN values are recorded, never a reason to stop (check_finite=False)
         super().__init__(monitor=monitor, mode="min", check_finite=False, check_on_train_epoch_end=False)
         self.rule = rule
         self.factor = float(factor)

@@ -14,15 +14,17 @@ Batches after :meth:`MultiResolutionDataModule.on_after_batch_transfer` (physica
 * ``"input"``: (B, C_t, h, w) the target bands on their coarse grid;
 * ``"guides"``: one (B, C_k, h R / rho_k, w R / rho_k) tensor per guide group, finest first, where rho_k
   is the guide's pixel size over the output grid's (:attr:`guide_ratios`);
-* ``"target"``: (B, C_t, h R, w R) the truth (not in prediction batches, which also carry ``"scene"``,
-  ``"row"``, ``"col"``: the tile's corner in pixels of the target's grid).
+* ``"target"``: (B, C_t, h R, w R) the truth.
+
+Prediction does not go through the Trainer's predict loop: ``aerogan predict`` and ``aerogan product``
+turn each of :meth:`MultiResolutionDataModule.prediction_scenes` into one product on its finest grid
+(:func:`aerogan.prediction.super_resolve_product`).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +36,8 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from aerogan.prediction.band_groups import (
+from datamodules.augmentation import random_dihedral
+from datamodules.band_catalog import (
     S2_BANDS,
     BandGroup,
     BandRef,
@@ -42,9 +45,7 @@ from aerogan.prediction.band_groups import (
     normalize_band_name,
     open_catalog,
 )
-from aerogan.prediction.domain_shift import summarize_scene
-from aerogan.prediction.plan import tile_starts
-from datamodules.augmentation import random_dihedral
+from datamodules.band_summary import summarize_scene
 from datamodules.radiometry import RadiometricJitter
 from datamodules.scenes import RandomPatchSampler
 from datamodules.sources import band_sums, combine_sums
@@ -77,28 +78,6 @@ class WindowDataset(Dataset):
         w = self.window
         groups = [torch.from_numpy(self.scene.read(k, r, c, w, w)[0]) for k in range(len(self.scene.groups))]
         return {"image": groups[0], "guide_images": groups[1:]}
-
-
-class PredictWindows(Dataset):
-    """Native-resolution tiles covering whole scenes: ``{"input", "guides", "scene", "row", "col"}``."""
-
-    def __init__(self, scenes: Sequence[MultiResolutionScene], tile: int, overlap: int) -> None:
-        self.scenes = list(scenes)
-        self.items: list[tuple[int, int, int, int, int]] = []
-        for s, scene in enumerate(self.scenes):
-            th, tw = min(tile, scene.height), min(tile, scene.width)
-            for r in tile_starts(scene.height, th, min(overlap, th // 2)):
-                for c in tile_starts(scene.width, tw, min(overlap, tw // 2)):
-                    self.items.append((s, r, c, th, tw))
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        s, r, c, th, tw = self.items[index]
-        scene = self.scenes[s]
-        groups = [torch.from_numpy(scene.read(k, r, c, th, tw)[0]) for k in range(len(scene.groups))]
-        return {"input": groups[0], "guides": groups[1:], "scene": s, "row": r, "col": c}
 
 
 class MultiResolutionDataModule(L.LightningDataModule):
@@ -189,7 +168,6 @@ class MultiResolutionDataModule(L.LightningDataModule):
         brightness_jitter: float = 0.0,
     ) -> None:
         super().__init__()
-        t0 = time.perf_counter()
         self.sources = [str(s) for s in ([sources] if isinstance(sources, str | os.PathLike) else sources)]
         self.target_band_list = [normalize_band_name(b) for b in _as_list(target_bands, "target_bands")]
         if not isinstance(guide_bands, Sequence) or isinstance(guide_bands, str) or not guide_bands:
@@ -265,7 +243,6 @@ class MultiResolutionDataModule(L.LightningDataModule):
         self._grid: CellGrid | None = None
         self._statistics: dict[str, Any] | None = None
         self._summary: dict[str, dict[str, float]] | None = None
-        self.build_seconds = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ scene
     def _open_scene(self, sources: Sequence[str], label: str) -> MultiResolutionScene:
@@ -349,10 +326,6 @@ class MultiResolutionDataModule(L.LightningDataModule):
             raise ValueError(f"data.rgb_bands={rgb}: expected three indices into the {n} target bands {self.target_band_list}")
         return rgb
 
-    def check_bands(self) -> None:
-        """Bands are checked when the module is built; kept for the callers of the scene datamodules."""
-        self._check_rgb()
-
     def band_names(self) -> list[str]:
         """Every band used: the target bands, then each guide group's."""
         return self.target_band_list + [b for g in self.guide_band_lists for b in g]
@@ -399,11 +372,6 @@ class MultiResolutionDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ datasets and loaders
     def _make_dataset(self, split: str) -> Dataset:
-        if split == "predict":
-            scenes = [self.scene] if self.predict_sources is None else [
-                self._open_scene([p] if not isinstance(p, list) else p, "predict_sources") for p in _predict_items(self.predict_sources)
-            ]
-            return PredictWindows(scenes, self.tile, self.overlap or 0)
         return WindowDataset(self.scene, self.corners(split), self.window)
 
     def prediction_scenes(self) -> list[list[str] | str]:
@@ -418,8 +386,15 @@ class MultiResolutionDataModule(L.LightningDataModule):
         name = os.path.commonprefix(stems).rstrip("_-. ") or stems[0]
         return Path(self.output_dir) / f"{name}_sr.tif"
 
+    def product_options(self, scale: int) -> dict[str, Any]:
+        """Keyword arguments of ``super_resolve_product`` for a model of ``scale``: ``nodata``, ``batch_size``,
+        and ``tile``/``overlap`` converted from target pixels to output pixels (``overlap`` None: measured)."""
+        overlap = None if self.overlap is None else self.overlap * scale
+        return {"nodata": self.nodata, "tile": self.tile * scale, "overlap": overlap, "batch_size": self.batch_size}
+
     def setup(self, stage: str) -> None:
-        splits = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"], "predict": ["predict"]}[stage]
+        # predict: nothing to build, predict_dataloader says where prediction happens
+        splits = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"], "predict": []}[stage]
         if stage == "fit" and "val" not in self.split_boxes:
             splits = ["train"]  # data.val_fraction 0: fit without validation (aerogan sharpen)
         for split in splits:
@@ -450,12 +425,15 @@ class MultiResolutionDataModule(L.LightningDataModule):
         return self._loader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict")
+        """Refused: multi-resolution scenes are predicted whole, product by product, outside the Trainer."""
+        raise RuntimeError(
+            f"{type(self).__name__} has no predict loader: predict multi-resolution scenes with `aerogan predict "
+            "--ckpt_path CKPT` (one product per data.predict_sources scene, see prediction_scenes) or `aerogan product`, "
+            "or call aerogan.prediction.super_resolve_product"
+        )
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        """Training, validation, test: Wald pairs on the batch's device (augmented in training)."""
-        if "image" not in batch:
-            return batch if self.use_guides else {**batch, "guides": []}
+        """Wald pairs on the batch's device (augmented and radiometrically jittered in training)."""
         trainer = getattr(self, "trainer", None)
         training = trainer is not None and trainer.training
         return self.wald_batch(batch["image"], list(batch["guide_images"]), augment=training and self.augment, randomize=training)
@@ -538,7 +516,7 @@ class MultiResolutionDataModule(L.LightningDataModule):
 
     def input_summary(self) -> dict[str, dict[str, float]]:
         """Per band (target and guides), the distribution of the training block(s) at native resolution:
-        mean, std and a few percentiles (:func:`aerogan.prediction.domain_shift.summarize_scene`). Models store
+        mean, std and a few percentiles (:func:`datamodules.band_summary.summarize_scene`). Models store
         it, and every prediction compares its scene with it (the domain-shift guard)."""
         if self._summary is None:
             boxes = [tuple(int(v) for v in b) for b in self.split_boxes["train"]]

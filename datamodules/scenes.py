@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -226,14 +227,6 @@ class SceneDataModule(SuperResolutionDataModule):
         desc = self.sources[0].descriptions
         return [d if d else f"B{i + 1}" for i, d in enumerate(desc)]
 
-    def input_band_names(self) -> list[str]:
-        names = self.band_names()
-        return [names[b] for b in self.input_bands]
-
-    def target_band_names(self) -> list[str]:
-        names = self.band_names()
-        return [names[b] for b in self.target_bands]
-
     @property
     def hr_bands(self) -> list[int]:
         """HR bands read per patch: input and target bands (synthetic LR) or the target bands (paired)."""
@@ -425,8 +418,9 @@ class SceneDataModule(SuperResolutionDataModule):
         return peak if math.isfinite(peak) and peak > 0 else 1.0
 
     # ------------------------------------------------------------------ prediction
+    @abstractmethod
     def _predict_plan_inputs(self) -> tuple[list[PredictScene], list[OutputSpec]]:
-        raise NotImplementedError
+        """The scenes to predict and their output files (the plan's inputs)."""
 
     def prediction_plan(self, generator: nn.Module | None = None) -> PredictionPlan:
         """The scenes to super-resolve, their tilings and outputs (built once).

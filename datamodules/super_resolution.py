@@ -11,13 +11,19 @@ Batches reaching the LightningModule are ``{"input": ..., "target": ...}`` (pred
 lack ``"target"``). Normalisation is the model's job (it stores the statistics in its checkpoint), so
 metrics are computed on the physical values that this module delivers.
 
-Subclasses implement :meth:`_num_bands_available` and :meth:`_make_dataset`.
+Subclasses implement :meth:`_num_bands_available` and :meth:`_make_dataset` (checked when a subclass is
+built: :class:`lightning.LightningDataModule` is no :class:`abc.ABC`, so nothing else would). The module
+satisfies :class:`datamodules.contract.SuperResolutionData` with no guide groups, no input summary and
+prediction through the Trainer's predict loop.
 """
 
 from __future__ import annotations
 
+import inspect
 from abc import abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import kornia.augmentation as K
 import lightning as L
@@ -64,6 +70,12 @@ class SuperResolutionDataModule(L.LightningDataModule):
         rgb_bands: list[int] | None = None,
         data_range: float | None = None,
     ) -> None:
+        unimplemented = abstract_members(type(self))
+        if unimplemented:
+            raise TypeError(
+                f"{type(self).__qualname__} does not implement {', '.join(unimplemented)}: every subclass of "
+                f"datamodules.SuperResolutionDataModule must define them (see its docstring)"
+            )
         super().__init__()
         if not isinstance(scale, int) or scale < 1:
             raise ValueError(f"data.scale must be an integer >= 1, got {scale!r}")
@@ -179,6 +191,50 @@ class SuperResolutionDataModule(L.LightningDataModule):
         """
         return {"scale": int(self.scale), "sigma": float(self.degradation.operator.sigma)}
 
+    def input_band_names(self) -> list[str]:
+        """Names of the input bands, in input order (from :meth:`band_names`)."""
+        names = self.band_names()
+        return [names[b] for b in self.input_bands]
+
+    def target_band_names(self) -> list[str]:
+        """Names of the target bands, in output order (from :meth:`band_names`)."""
+        names = self.band_names()
+        return [names[b] for b in self.target_bands]
+
+    # ----------------------------------------------------------------- no guide groups (see MultiResolutionDataModule)
+    @property
+    def guide_channels(self) -> list[int]:
+        """No guide groups: the model takes the input bands alone."""
+        return []
+
+    @property
+    def guide_ratios(self) -> list[int]:
+        return []
+
+    def guide_band_names(self) -> list[list[str]]:
+        return []
+
+    def input_summary(self) -> dict[str, dict[str, float]]:
+        """No summary of the training inputs (the domain-shift guard covers multi-resolution products only)."""
+        return {}
+
+    # ----------------------------------------------------------------- prediction
+    def prediction_scenes(self) -> list[Any] | None:
+        """None: ``aerogan predict`` runs the Trainer's predict loop on :meth:`predict_dataloader`."""
+        return None
+
+    def product_path(self, scene: Any) -> Path:
+        raise NotImplementedError(self._no_products())
+
+    def product_options(self, scale: int) -> dict[str, Any]:
+        raise NotImplementedError(self._no_products())
+
+    def _no_products(self) -> str:
+        return (
+            f"{type(self).__name__} writes no products: its prediction_scenes() is None, so aerogan predict runs the "
+            "Trainer's predict loop (products are for multi-resolution data, datamodules.MultiResolutionDataModule)"
+        )
+
     # ----------------------------------------------------------------- Lightning hooks
     def setup(self, stage: str) -> None:
         splits = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"], "predict": ["predict"]}[stage]
@@ -279,3 +335,8 @@ class SuperResolutionDataModule(L.LightningDataModule):
         mean = total / count
         var = (total_sq / count - mean * mean).clamp_min(0)
         return mean.float(), var.sqrt().float()
+
+
+def abstract_members(cls: type) -> list[str]:
+    """Names of the abstract methods (and properties) ``cls`` leaves unimplemented, sorted."""
+    return sorted(n for n in dir(cls) if getattr(inspect.getattr_static(cls, n), "__isabstractmethod__", False))

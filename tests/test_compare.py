@@ -70,13 +70,15 @@ def test_pair_gains_on_hand_values() -> None:
 def test_rows_are_four_architectures_under_both_objectives() -> None:
     rows = discover_rows()
     names = [r.name for r in rows]
-    assert names == ["AeroGAN", "AeroGAN-sup", "DeepAWiFS", "DeepAWiFS-reg", "DSen2", "DSen2-reg", "ALERT", "ALERT-sup"]
+    assert names == ["AeroGAN", "AeroGAN-sup", "DeepAWiFS", "DeepAWiFS-reg", "DSen2", "DSen2-reg", "DSen2-published",
+                     "DSen2-published-reg", "ALERT", "ALERT-sup"]  # fmt: skip
     for arch in {r.architecture for r in rows}:
         mine = [r for r in rows if r.architecture == arch]
         assert {r.objective for r in mine} == {"supervised", "regularized"}
         assert len({r.config for r in mine}) == 1  # both objectives share one architecture file
     own = {r.name: r.objective for r in rows if r.own}
-    assert own == {"AeroGAN": "regularized", "DeepAWiFS": "supervised", "DSen2": "supervised", "ALERT": "regularized"}
+    assert own == {"AeroGAN": "regularized", "DeepAWiFS": "supervised", "DSen2": "supervised",
+                   "DSen2-published": "supervised", "ALERT": "regularized"}  # fmt: skip
     assert [r.name for r in select_rows(rows, ["alert", "DSen2"])] == ["DSen2", "ALERT"]
 
 
@@ -104,6 +106,29 @@ def test_dsen2_is_the_published_one() -> None:
     assert sum(p.numel() for p in net.parameters()) == expected
 
 
+def test_dsen2_published_row_runs_its_own_recipe_for_the_same_steps(tmp_path: Path) -> None:
+    """The DSen2-published row: Nadam at a constant 1e-4, bilinear upsampling, no projection, supervised; every row of
+    a preset gets the same epochs (so the same steps) and the same data settings."""
+    from aerogan.compare import row_specs
+    from aerogan.experiments import resolve_config
+
+    rows = discover_rows()
+    preset = load_compare_preset("cpu")
+    task = {"config": str(T2), "name": "t2", "id": "x", "cosine_t_max": True}
+    specs = row_specs(rows, task, preset, tmp_path, [0], tmp_path / "threshold.yaml", 1.0)
+    assert {next(a for a in s.overrides if a.startswith("--trainer.max_epochs")) for s in specs} == {"--trainer.max_epochs=15"}
+    assert {tuple(a for a in s.overrides if a.startswith("--data.")) for s in specs} == {("--data.init_args.samples_per_epoch=256",)}
+    published = next(s for s in specs if s.labels["row"] == "DSen2-published")
+    assert Path(published.configs[1]).name == "dsen2_published.yaml" and published.labels["objective"] == "supervised"
+    cfg = resolve_config(["--config", str(T2), "--config", published.configs[1], "--model.init_args.scheduler_g.init_args.T_max=15"])
+    model = cfg["model"]["init_args"]
+    assert model["optimizer_g"]["class_path"] == "torch.optim.NAdam" and model["optimizer_g"]["init_args"]["lr"] == 1e-4
+    sched = model["scheduler_g"]["init_args"]
+    assert sched["eta_min"] == model["optimizer_g"]["init_args"]["lr"]  # cosine from lr to lr: constant
+    assert model["generator"]["init_args"]["interpolation"] == "bilinear" and model["consistency_projection"] is False
+    assert model["objective"] == "supervised" and model["generator"]["init_args"]["num_features"] == 128
+
+
 def test_presets_cover_every_architecture() -> None:
     archs = {r.architecture for r in discover_rows()}
     for name in ("cpu", "full", "quick"):
@@ -121,10 +146,11 @@ class _TinyData:
     def __init__(self) -> None:
         self.datasets: dict[str, Any] = {}
 
-    def _make_dataset(self, split: str) -> list[dict[str, torch.Tensor]]:
+    def setup(self, stage: str) -> None:
         checker = (torch.arange(4)[:, None] + torch.arange(4)[None, :]) % 2 * 2.0 - 1.0
         target = torch.stack([5 + checker, torch.full((4, 4), 8.0)])
-        return [{"input": torch.full((2, 2, 2), 5.0), "target": target} for _ in range(3)]
+        for split in ("train", "val"):
+            self.datasets[split] = [{"input": torch.full((2, 2, 2), 5.0), "target": target} for _ in range(3)]
 
     def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
         return batch
@@ -166,8 +192,8 @@ def test_task_whose_data_is_missing_is_named(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- merge
-def _record(row: str, arch: str, objective: str, params: int, rmse: float, seconds: float, epochs: int | None) -> dict[str, Any]:
-    return {"row": row, "architecture": arch, "architecture_name": row.split("-")[0], "objective": objective,
+def _record(row: str, arch: str, objective: str, params: int, rmse: float, seconds: float, epochs: int | None, seed: int = 0) -> dict[str, Any]:
+    return {"row": row, "seed": seed, "steps": 4, "architecture": arch, "architecture_name": row.split("-")[0], "objective": objective,
             "generator": "Net", "generator_params": params, "max_epochs": 4, "epochs_run": 4, "epochs_to_threshold": epochs,
             "history": [{"epoch": e, "value": 100.0 / e} for e in range(1, 5)], "train_rmse": rmse / 2, "test_rmse": rmse,
             "test_rmse_bicubic": 150.0, "test_sre": 30.0, "test_sre_bicubic": 25.0, "test_consistency_rmse": 2.0,
@@ -177,9 +203,10 @@ def _record(row: str, arch: str, objective: str, params: int, rmse: float, secon
 
 def _job(folder: Path, records: list[dict[str, Any]], task_id: str = "t2", seed: int = 0, threshold: float = 70.0) -> Path:
     folder.mkdir(parents=True)
-    result = {"task": {"config": "configs/sentinel2_t2.yaml", "name": f"task_{task_id}", "id": task_id}, "seed": seed,
+    records = [r | {"seed": seed} for r in records]
+    result = {"task": {"config": "configs/sentinel2_t2.yaml", "name": f"task_{task_id}", "id": task_id},
               "threshold": {"value": threshold, "text": f"val/rmse <= {threshold}"}, "preset": {}, "device": "cpu",
-              "rows": records, "pair": None}  # fmt: skip
+              "runs": records, "pair": None}  # fmt: skip
     (folder / "compare.json").write_text(json.dumps(result))
     return folder
 
@@ -192,30 +219,44 @@ def test_merge_joins_jobs_and_computes_the_gain_row(tmp_path: Path) -> None:
     assert [r["row"] for r in result["rows"]] == ["DSen2", "ALERT"]  # table order, whatever the job order
     md = (out / "compare.md").read_text()
     gain_line = next(line for line in md.splitlines() if line.startswith("| % gain ALERT vs DSen2"))
-    assert "| 40.42 | n/a | 51.41 | 51.41 |" in gain_line and gain_line.rstrip().endswith("| 84.64 |")
+    assert "| 40.42 |  | n/a | 51.41 | 51.41 |" in gain_line and gain_line.rstrip().endswith("| 84.64 |")
     assert "not reached in 4 epochs" in md
     rows = list(csv.DictReader((out / "compare.csv").open()))
     assert [r["row"] for r in rows] == ["DSen2", "ALERT", "% gain ALERT vs DSen2"]
     assert rows[-1]["inference_s"] == "84.64" and rows[0]["epochs_cell"] == "not reached in 4 epochs"
 
 
-def test_merge_refuses_other_tasks_seeds_thresholds_and_duplicates(tmp_path: Path) -> None:
+def test_merge_joins_seeds_into_intervals_and_paired_claims(tmp_path: Path) -> None:
+    """Seeds run as separate jobs merge into means ± 95 % interval; the pair's claim is decided on paired seeds."""
+    jobs = []
+    for seed, (dsen2, alert) in enumerate([(21.0, 10.0), (22.0, 10.5), (20.0, 10.2)]):
+        jobs.append(_job(tmp_path / f"s{seed}", [_record("DSen2", "dsen2", "supervised", 4_700_000, dsen2, 456.0, None),
+                                                 _record("ALERT", "alert", "regularized", 2_800_000, alert, 70.0, 3)], seed=seed))  # fmt: skip
+    result = merge(jobs, tmp_path / "all", ["ALERT", "DSen2"])
+    rows = {r["row"]: r for r in result["rows"]}
+    assert rows["DSen2"]["seeds"] == [0, 1, 2] and rows["DSen2"]["test_rmse"] == pytest.approx(21.0)
+    assert rows["DSen2"]["test_rmse_ci"] == pytest.approx(4.303 * 1.0 / 3**0.5)  # sd 1 over 3 seeds, t(0.975, 2)
+    claim = result["pair"]["claim"]
+    assert claim["seeds"] == [0, 1, 2] and claim["verdict"] == "holds"  # differences -11, -11.5, -9.8
+    md = (tmp_path / "all" / "compare.md").read_text()
+    assert "3 seeds (0, 1, 2): means ± 95 % interval" in md and "21 ± 2.5" in md
+    assert "ALERT lowers held-out RMSE against DSen2: holds" in md
+
+
+def test_merge_refuses_other_tasks_thresholds_and_duplicates(tmp_path: Path) -> None:
     base = _job(tmp_path / "base", [_record("DSen2", "dsen2", "supervised", 1, 1.0, 1.0, 1)])
     other_task = _job(tmp_path / "swir", [_record("ALERT", "alert", "regularized", 1, 1.0, 1.0, 1)], task_id="swir")
-    other_seed = _job(tmp_path / "seed1", [_record("ALERT", "alert", "regularized", 1, 1.0, 1.0, 1)], seed=1)
     other_thr = _job(tmp_path / "thr", [_record("ALERT", "alert", "regularized", 1, 1.0, 1.0, 1)], threshold=60.0)
     twice = _job(tmp_path / "twice", [_record("DSen2", "dsen2", "supervised", 1, 1.0, 1.0, 1)])
     with pytest.raises(InputError, match=rf"{other_task} holds results of task task_swir .* but {base} of task task_t2"):
         merge([base, other_task], tmp_path / "m1")
-    with pytest.raises(InputError, match=rf"{other_seed} was run with seed 1 but {base} with seed 0"):
-        merge([base, other_seed], tmp_path / "m2")
     with pytest.raises(InputError, match="threshold 60 but .* 70"):
         merge([base, other_thr], tmp_path / "m3")
-    with pytest.raises(InputError, match=rf"row DSen2 is in both {base} and {twice}"):
+    with pytest.raises(InputError, match=rf"run DSen2/0 is in both {base} and {twice}"):
         merge([base, twice], tmp_path / "m4")
     with pytest.raises(SystemExit, match="holds no compare.json"):
         main(["--merge", str(base), str(tmp_path), "--out", str(tmp_path / "m5")])
-    assert not any((tmp_path / f"m{i}").exists() for i in range(1, 6))
+    assert not any((tmp_path / f"m{i}").exists() for i in (1, 3, 4, 5))
 
 
 # ---------------------------------------------------------------------------------------------- end to end
@@ -228,7 +269,8 @@ def test_quick_comparison_on_t2_fills_every_column(tmp_path: Path) -> None:
     rows = {r["row"]: r for r in result["rows"]}
     assert set(rows) == {"AeroGAN", "ALERT-sup"}
     assert rows["ALERT-sup"]["objective"] == "supervised" and rows["AeroGAN"]["objective"] == "regularized"
-    for rec in rows.values():
+    assert rows["AeroGAN"]["steps"] == rows["ALERT-sup"]["steps"] == 1  # one batch of 16 patches: the same budget
+    for rec in result["runs"]:
         ckpt = torch.load(rec["checkpoint"], map_location="cpu", weights_only=False)
         n = sum(v.numel() for k, v in ckpt["state_dict"].items() if k.startswith("generator."))
         assert rec["generator_params"] == n  # the real count of the instantiated generator
@@ -266,11 +308,11 @@ def test_quick_band_synthesis_in_two_worker_processes(tmp_path: Path) -> None:
     assert result["threshold"]["rule"] == "linear_baseline" and result["threshold"]["factor"] == 1.0
     rows = {r["row"]: r for r in result["rows"]}
     assert set(rows) == {"AeroGAN", "DSen2"}
-    for rec in rows.values():
+    for rec in result["runs"]:
         assert rec["threshold"] == result["threshold"]["value"]  # the workers used the parent's threshold
         assert rec["test_rmse"] > 0 and rec["train_rmse"] > 0 and rec["inference_s"] > 0
         assert rec["test_rmse_bicubic"] is None and rec["test_hallucination"] is None
         assert [Path(p).parent for p in rec["products"]] == [Path(rec["run_dir"]) / "predictions"]
-        assert (out / "logs" / f"{rec['row']}.log").is_file()
+        assert (out / "logs" / f"{Path(rec['run_dir']).parent.name}.log").is_file()
     line = next(x for x in (out / "compare.md").read_text().splitlines() if x.startswith("| DSen2 |"))
     assert line.count("n/a (band synthesis)") == 2

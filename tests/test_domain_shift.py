@@ -9,16 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aerogan.prediction.band_groups import BandGroup, MultiResolutionScene, open_catalog
 from aerogan.prediction.domain_shift import (
-    BandSummary,
     DomainShiftWarning,
     check_scene,
     compare_summaries,
-    summarize_arrays,
-    summarize_scene,
     warn_domain_shift,
 )
+from datamodules import band_summary
+from datamodules.band_catalog import BandGroup, MultiResolutionScene, open_catalog
+from datamodules.band_summary import BandSummary, summarize_arrays, summarize_scene
 from tests.data.multires import GROUPS, RES, scene_dn, write_band_rasters, write_group_rasters
 
 PCT = [0.1, 1.0, 50.0, 99.0, 99.9]
@@ -66,11 +65,9 @@ def test_row_subsampling_stays_close_to_the_full_summary(tmp_path: Path) -> None
 
 
 def test_percentile_samples_are_capped_deterministically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from aerogan.prediction import domain_shift
-
     scene = open_scene(write_group_rasters(tmp_path, size60=12, seed=8))
     full = summarize_scene(scene, groups=[0])
-    monkeypatch.setattr(domain_shift, "MAX_SAMPLES", 1000)  # 72 x 72 = 5184 pixels per 10 m band: 1 in 6 kept
+    monkeypatch.setattr(band_summary, "MAX_SAMPLES", 1000)  # 72 x 72 = 5184 pixels per 10 m band: 1 in 6 kept
     capped = summarize_scene(scene, groups=[0])
     assert capped == summarize_scene(scene, groups=[0])  # deterministic
     for band in GROUPS[10]:

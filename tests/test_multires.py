@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from aerogan.prediction.band_groups import open_catalog
+from datamodules.band_catalog import open_catalog
 from datamodules.multires import MultiResolutionDataModule
 from datamodules.wald import WaldDegradation, degrade_group
 from tests.data.multires import GROUPS, scene_dn, write_group_rasters, write_safe, write_stac_item
@@ -34,7 +34,7 @@ def module(sources, task=T2, tmp_path: Path | None = None, **kw) -> MultiResolut
 
 
 def first_batch(dm: MultiResolutionDataModule, split: str = "val") -> dict:
-    loader = {"train": dm.train_dataloader, "val": dm.val_dataloader, "test": dm.test_dataloader, "predict": dm.predict_dataloader}[split]()
+    loader = {"train": dm.train_dataloader, "val": dm.val_dataloader, "test": dm.test_dataloader}[split]()
     return dm.on_after_batch_transfer(next(iter(loader)), 0)
 
 
@@ -183,17 +183,16 @@ def test_training_draws_are_seeded_and_datasets_pickle(tmp_path: Path) -> None:
     assert torch.equal(clone[0]["image"], ds[0]["image"])
 
 
-def test_predict_tiles_cover_the_native_scene(tmp_path: Path) -> None:
-    dm = module(write_group_rasters(tmp_path), T2, tmp_path, tile=16, overlap=4)
-    dm.setup("predict")
-    batch = first_batch(dm, "predict")
-    assert "target" not in batch
-    assert shapes(batch)["input"] == (2, 6, 16, 16) and shapes(batch)["guides"] == [(2, 4, 32, 32)]
-    ds = dm.datasets["predict"]
-    cover = np.zeros((dm.scene.height, dm.scene.width), dtype=bool)
-    for _, r, c, th, tw in ds.items:
-        cover[r : r + th, c : c + tw] = True
-    assert cover.all()
+def test_prediction_goes_through_products_not_the_trainer(tmp_path: Path) -> None:
+    """Scenes become products (``aerogan predict`` / ``aerogan product``); the Trainer's predict loop is refused."""
+    files = write_group_rasters(tmp_path)
+    dm = module(files, T2, tmp_path, tile=16, overlap=4)
+    dm.setup("predict")  # what Trainer.predict calls first: builds nothing
+    assert "predict" not in dm.datasets
+    with pytest.raises(RuntimeError, match=r"no predict loader: predict multi-resolution scenes with `aerogan predict"):
+        dm.predict_dataloader()
+    assert dm.prediction_scenes() == [[str(f) for f in files]]
+    assert dm.product_options(2) == {"nodata": None, "tile": 32, "overlap": 8, "batch_size": 2}
 
 
 # ---------------------------------------------------------------------------------------------- SAFE products

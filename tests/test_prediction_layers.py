@@ -1,4 +1,5 @@
-"""Import layering: datamodules -> aerogan.prediction, never back, and no module-level import cycle."""
+"""Import layering: no module-level import cycle, aerogan.prediction takes only the band catalogs from datamodules,
+and the datamodules' imports of aerogan (to be moved downward, issue 18) do not grow."""
 
 from __future__ import annotations
 
@@ -50,12 +51,40 @@ def _graph() -> dict[str, set[str]]:
     return graph
 
 
-def test_prediction_never_imports_datamodules() -> None:
+#: What aerogan.prediction may import from datamodules: the multi-resolution band catalog and its summaries.
+PREDICTION_FROM_DATAMODULES = {"datamodules", "datamodules.band_catalog", "datamodules.band_summary"}
+#: The datamodules' remaining module-level imports of aerogan (scene readers, prediction plans, the degradation
+#: operator, atomic files). Imports should point aerogan -> datamodules: this list may shrink, never grow.
+DATAMODULES_FROM_AEROGAN = {
+    "datamodules.arrays": {"aerogan.prediction.plan", "aerogan.prediction.sources"},
+    "datamodules.band_catalog": {"aerogan.prediction.sources"},
+    "datamodules.degradation": {"aerogan.degradation"},
+    "datamodules.geotiff": {"aerogan.prediction.plan", "aerogan.prediction.sources"},
+    "datamodules.scenes": {"aerogan.prediction.overlap", "aerogan.prediction.plan", "aerogan.prediction.sources",
+                           "aerogan.prediction.tiles", "aerogan.prediction.writer"},
+    "datamodules.sources": {"aerogan.atomic", "aerogan.prediction.sources"},
+    "datamodules.wald": {"aerogan.degradation"},
+}
+
+
+def test_prediction_imports_only_the_band_catalogs_from_datamodules() -> None:
     graph = _graph()
-    offenders = {m: sorted(d for d in deps if d.split(".")[0] == "datamodules")
+    offenders = {m: sorted(d for d in deps if d.split(".")[0] == "datamodules" and d not in PREDICTION_FROM_DATAMODULES)
                  for m, deps in graph.items() if m.startswith("aerogan.prediction")}
     assert not any(offenders.values()), offenders
-    assert "aerogan.prediction.tiles" in graph["datamodules.scenes"]  # the dependency points one way
+    assert "datamodules.band_catalog" in graph["aerogan.prediction.product"]
+
+
+def test_datamodules_import_no_more_of_aerogan() -> None:
+    graph = _graph()
+    packages = {"aerogan", "aerogan.prediction"}  # parents run on the way to a module: no edge of their own
+    found = {m: {d for d in deps if d.split(".")[0] == "aerogan" and d not in packages}
+             for m, deps in graph.items() if m.split(".")[0] == "datamodules"}
+    found = {m: deps for m, deps in found.items() if deps}
+    new = {m: sorted(deps - DATAMODULES_FROM_AEROGAN.get(m, set())) for m, deps in found.items()}
+    assert not any(new.values()), f"new imports of aerogan in datamodules (point them the other way): {new}"
+    for clean in ("multires", "contract", "band_summary"):
+        assert f"datamodules.{clean}" not in found, clean
 
 
 def test_no_module_level_import_cycle() -> None:

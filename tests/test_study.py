@@ -10,7 +10,7 @@ import torch
 
 from aerogan import AdversarialRegularization
 from aerogan.nets import CNNDenseNet, CNNResNet, MLPDeep
-from aerogan.study import ARCHITECTURES, _median_with_cap, load_preset, run_study
+from aerogan.study import ARCHITECTURES, _median_with_cap, load_study_preset, run_study
 from datamodules.baselines import baseline_rmse
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,7 +92,7 @@ def test_study_base_config_uses_the_callback() -> None:
 
 
 def test_tiny_study_on_sentinel2(shared_data: Path, tmp_path: Path) -> None:
-    preset = load_preset("cpu")
+    preset = load_study_preset("cpu")
     preset["overrides"] = [
         "--trainer.max_epochs=2",
         "--trainer.accelerator=cpu",

@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from rasterio.transform import Affine
 
 import aerogan.transfer as transfer
-from aerogan.prediction.band_groups import BandGroup, MultiResolutionScene, catalog_from_rasters
 from aerogan.transfer import (
     draw_shift,
     evaluate,
@@ -24,6 +23,7 @@ from aerogan.transfer import (
     write_region,
     write_wald_level,
 )
+from datamodules.band_catalog import BandGroup, MultiResolutionScene, catalog_from_rasters
 from datamodules.wald import degrade_group
 from tests.data.multires import GROUPS, ORIGIN, write_group_rasters
 from tests.test_prediction_product import guided

@@ -13,7 +13,7 @@ import pytest
 from aerogan.trust_study import (
     COLUMNS,
     METRICS,
-    RunSpec,
+    Cell,
     format_lambda,
     grid,
     load_trust_preset,
@@ -33,11 +33,11 @@ def test_grid_is_eight_runs_per_task() -> None:
         "regularized_1e-2", "regularized_1e-2_proj",
         "regularized_1e-1", "regularized_1e-1_proj",
     ]  # fmt: skip
-    assert RunSpec("regularized", 0.01, True).overrides() == [
+    assert Cell("regularized", 0.01, True).overrides() == [
         "--model.init_args.objective", "regularized", "--model.init_args.consistency_projection", "true",
         "--model.init_args.lambda_adv", "0.01",
     ]  # fmt: skip
-    assert "--model.init_args.lambda_adv" not in RunSpec("supervised", None, False).overrides()
+    assert "--model.init_args.lambda_adv" not in Cell("supervised", None, False).overrides()
     with pytest.raises(ValueError, match="preset lambdas"):
         grid({"lambdas": [0.0]})
     with pytest.raises(ValueError, match="preset objectives"):
@@ -156,8 +156,8 @@ def test_quick_study_writes_every_file(quick_study: Path) -> None:
     assert len(data["runs"]) == 8 and set(data["tasks"]) == {"quickstart"}
     for record in data["runs"]:
         folder = Path(record["run_dir"])
-        assert folder.parent == quick_study.resolve() / "quickstart" / record["run"]
-        assert (folder / "trust_run.json").is_file() and Path(record["ckpt_path"]).name == "last.ckpt"
+        assert folder.parent == quick_study.resolve() / "quickstart" / f"{record['run']}_s0"
+        assert (folder / "run.json").is_file() and Path(record["ckpt_path"]).name == "last.ckpt"
     with open(quick_study / "trust.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["run"] for r in rows][:2] == ["bicubic", "supervised"] and len(rows) == 9
@@ -198,7 +198,7 @@ def test_rerun_reuses_runs_and_prints_readme(quick_study: Path, capsys: pytest.C
     out = capsys.readouterr().out
     assert out.count("already done") == 8
     assert "### Does the critic invent detail? Measured" in out and "#### quickstart" in out and "| bicubic |" in out
-    assert "python -m aerogan.trust_study --preset quick" in out
+    assert "aerogan trust --preset quick" in out
     after = json.loads((quick_study / "trust.json").read_text())
     assert [r["run_dir"] for r in after["runs"]] == [r["run_dir"] for r in before["runs"]]
 
@@ -209,5 +209,29 @@ def test_changed_arguments_are_not_reused(quick_study: Path) -> None:
     preset = load_trust_preset("quick") | {"objectives": ["supervised"], "projections": [False]}
     result = run_trust_study(preset, quick_study, ["quickstart"], extra=["--trainer.limit_train_batches=1"])
     (record,) = result["runs"]
-    assert Path(record["run_dir"]).name == "version_1" and "--trainer.limit_train_batches=1" in record["fit_args"]
-    assert (Path(record["run_dir"]).parent / "version_0" / "trust_run.json").is_file()  # the first run is kept
+    assert Path(record["run_dir"]).name == "version_1" and "--trainer.limit_train_batches=1" in record["args"]
+    assert (Path(record["run_dir"]).parent / "version_0" / "run.json").is_file()  # the first run is kept
+
+
+def test_seeds_give_intervals_and_paired_claims_by_hand() -> None:
+    """Two seeds: each row is the mean with its 95 % half-width (t(0.975, 1) = 12.706), the deltas are paired."""
+    records = []
+    for seed, (sup, reg) in enumerate([(0.020, 0.018), (0.022, 0.0199)]):
+        for rec in (_record("supervised", sup, 0.10, False), _record("regularized_1e-2", reg, 0.10 + 0.01 * seed, False, 0.01)):
+            records.append(rec | {"seed": seed})
+    result = summarize(records)
+    rows = {r["run"]: r for r in result["tasks"]["toy"]["rows"]}
+    assert rows["supervised"]["rmse"] == pytest.approx(0.021) and rows["supervised"]["seeds"] == [0, 1]
+    assert rows["supervised"]["rmse_ci"] == pytest.approx(12.706 * 0.002 / 2)
+    # paired ΔRMSE: -10 % and -9.55 %, half-width 12.706 * sd / sqrt(2)
+    d = [-10.0, 100 * (0.0199 - 0.022) / 0.022]
+    assert rows["regularized_1e-2"]["delta_rmse_pct"] == pytest.approx(sum(d) / 2)
+    assert rows["regularized_1e-2"]["delta_rmse_pct_ci"] == pytest.approx(12.706 * abs(d[0] - d[1]) / 2)  # sd/√n of two values
+    claims = {c["claim"]: c for c in result["tasks"]["toy"]["claims"]}
+    rmse = claims["toy: λ=1e-2 lowers RMSE against supervised"]
+    assert rmse["seeds"] == [0, 1] and rmse["difference"]["mean"] == pytest.approx((-0.002 - 0.0021) / 2)
+    assert rmse["verdict"] == "holds"  # differences -0.002 and -0.0021: mean -0.00205 ± 0.00064 excludes 0
+    hall = claims["toy: λ=1e-2 lowers hallucination against supervised"]
+    assert hall["verdict"] == "not resolved at this budget"  # differences 0 and +0.01: the interval contains 0
+    md = markdown(result)
+    assert "2 seeds (0, 1): means ± 95 % interval" in md and "0.021 ± " in md and "holds" in md

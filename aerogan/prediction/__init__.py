@@ -1,7 +1,8 @@
 """Everything between a checkpoint and a written scene: plan, tiles, model, blending, files.
 
-One concept per module, each importing only the ones listed before it (nothing here imports
-``datamodules``; the scene datamodules import this package):
+One concept per module, each importing only the ones listed before it; the multi-resolution modules
+(:mod:`~aerogan.prediction.domain_shift`, :mod:`~aerogan.prediction.product`) read scenes through
+:mod:`datamodules.band_catalog` (band groups from rasters, SAFE, STAC):
 
 * :mod:`~aerogan.prediction.sources`: scene readers (GeoTIFF windows, arrays) and nodata masks;
 * :mod:`~aerogan.prediction.plan`: scenes, output specs, tile grids, blend weights, strips per rank;
@@ -12,7 +13,6 @@ One concept per module, each importing only the ones listed before it (nothing h
 * :mod:`~aerogan.prediction.run`: one rank's share of a plan, and rank zero's merge of the parts;
 * :mod:`~aerogan.prediction.writer`: :class:`ScenePredictionWriter`, the callback behind ``aerogan predict``;
 * :mod:`~aerogan.prediction.api`: ``load_model``, ``super_resolve_array``, ``super_resolve_file`` (no Trainer);
-* :mod:`~aerogan.prediction.band_groups`: multi-resolution scenes (band groups from rasters, SAFE, STAC);
 * :mod:`~aerogan.prediction.product`: ``super_resolve_product``, every band of a multi-resolution product
   on its finest grid (guided models, e.g. Sentinel-2 T2 and S6), one COG.
 

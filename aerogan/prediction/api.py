@@ -33,7 +33,8 @@ from aerogan.super_resolution import SuperResolution
 
 
 def load_model(model_or_checkpoint: SuperResolution | str | os.PathLike, map_location: str | torch.device | None = None) -> SuperResolution:
-    """A :class:`SuperResolution` in eval mode, from a model or a checkpoint written by ``aerogan fit``."""
+    """A :class:`SuperResolution` from a checkpoint written by ``aerogan fit`` (switched to eval mode), or ``model``
+    itself unchanged when one is given (its train/eval mode is the caller's)."""
     if isinstance(model_or_checkpoint, SuperResolution):
         return model_or_checkpoint
     path = Path(model_or_checkpoint)

@@ -7,14 +7,14 @@ writes ONE GeoTIFF holding the finest group's bands unchanged plus every model's
 in Sentinel-2 band order, with the band names as descriptions.
 
 What it reuses, so that it behaves as ``aerogan predict``: the band catalogs and alignment checks of
-:mod:`~aerogan.prediction.band_groups`; tiles and blend weights of :mod:`~aerogan.prediction.plan` and
+:mod:`~datamodules.band_catalog`; tiles and blend weights of :mod:`~aerogan.prediction.plan` and
 their blending (:class:`~aerogan.prediction.assembler.SceneAssembler`); the measured seamless overlap
 of :mod:`~aerogan.prediction.overlap`; the GeoTIFF sink and its encoding
 (:mod:`~aerogan.prediction.sinks`); atomic writing (:func:`aerogan.atomic.atomic_output`).
 
 Choices (documented):
 
-* Units: values as :class:`~aerogan.prediction.band_groups.BandGroup` reads them (the files' units plus
+* Units: values as :class:`~datamodules.band_catalog.BandGroup` reads them (the files' units plus
   any product offset, e.g. -1000 for Sentinel-2 baselines >= 04.00); the models take physical units.
 * Output grid: the finest group's grid over the common extent of every group used; each model's finest
   guide must lie on it, and its target group must be exactly ``scale`` times coarser (so a model trained
@@ -60,7 +60,12 @@ from aerogan.degradation import gaussian_block_mean
 from aerogan.metrics import Consistency
 from aerogan.prediction.api import _device, load_model, model_scale
 from aerogan.prediction.assembler import SceneAssembler
-from aerogan.prediction.band_groups import (
+from aerogan.prediction.domain_shift import check_scene
+from aerogan.prediction.overlap import seamless_overlap
+from aerogan.prediction.plan import OutputSpec, TileGrid
+from aerogan.prediction.sinks import BLOCK_ROWS, GeoTiffSink
+from aerogan.super_resolution import SuperResolution
+from datamodules.band_catalog import (
     S2_BANDS,
     BandGroup,
     BandRef,
@@ -68,11 +73,6 @@ from aerogan.prediction.band_groups import (
     normalize_band_name,
     open_catalog,
 )
-from aerogan.prediction.domain_shift import check_scene
-from aerogan.prediction.overlap import seamless_overlap
-from aerogan.prediction.plan import OutputSpec, TileGrid
-from aerogan.prediction.sinks import BLOCK_ROWS, GeoTiffSink
-from aerogan.super_resolution import SuperResolution
 
 __all__ = ["ModelConsistency", "ProductReport", "add_projection_argument", "main", "print_report", "super_resolve_product"]
 
@@ -506,7 +506,7 @@ def super_resolve_product(
         model: one guided :class:`SuperResolution` (or checkpoint path) or a list of them (T2 and S6); each
             model's metadata names its target and guide bands (finest first), guide ratios and scale.
         sources: group rasters (one file per resolution, bands named by their descriptions), a Sentinel-2
-            ``.SAFE`` folder or ``.zip``, or a STAC Item JSON (as :func:`~aerogan.prediction.band_groups.open_catalog`).
+            ``.SAFE`` folder or ``.zip``, or a STAC Item JSON (as :func:`~datamodules.band_catalog.open_catalog`).
         out_path: the GeoTIFF to write (atomically: nothing appears on error).
         nodata: nodata value of every input file (default: each file's own, else 0, Sentinel-2's fill value);
             also the output's nodata (default: the finest group's).

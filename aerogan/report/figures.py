@@ -34,6 +34,7 @@ from callbacks.tags import (
 
 __all__ = [
     "FIGURES",
+    "new_figure",
     "plot_drift",
     "plot_drift_layers",
     "plot_grad_norms",
@@ -41,13 +42,14 @@ __all__ = [
     "plot_reaction_diffusion",
     "plot_residual",
     "plot_study",
+    "save_figure",
 ]
 
 #: The optimizer whose gradient norms :func:`plot_grad_norms` draws.
 GENERATOR = "generator"
 
 
-def _figure(nrows: int, ncols: int, width: float = 6.0, height: float = 4.0) -> tuple[Any, Any]:
+def new_figure(nrows: int, ncols: int, width: float = 6.0, height: float = 4.0) -> tuple[Any, Any]:
     """A matplotlib figure (Agg canvas, no pyplot state) and its (nrows, ncols) axes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -58,7 +60,7 @@ def _figure(nrows: int, ncols: int, width: float = 6.0, height: float = 4.0) -> 
     return fig, axes
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png")
     return path
@@ -70,7 +72,7 @@ def plot_drift(runs: Sequence[Run], out: Path) -> Path | None:
     if hidden is None:
         return None
     layers = [hidden] + ([top] if top and top != hidden else [])
-    fig, axes = _figure(1, len(layers))
+    fig, axes = new_figure(1, len(layers))
     drawn = False
     for ax, layer in zip(axes[0], layers, strict=True):
         for run in runs:
@@ -88,12 +90,12 @@ def plot_drift(runs: Sequence[Run], out: Path) -> Path | None:
     if not drawn:
         return None
     fig.suptitle("Weight drift: supervised vs regularized (solid = max over neurons, dashed = mean)")
-    return _save(fig, out / "drift.png")
+    return save_figure(fig, out / "drift.png")
 
 
 def plot_drift_layers(runs: Sequence[Run], out: Path) -> Path | None:
     """``drift_layers.png``: Frobenius drift ‖W(t) − W(0)‖_F of every tracked layer."""
-    fig, axes = _figure(1, 1, 8, 4.5)
+    fig, axes = new_figure(1, 1, 8, 4.5)
     ax = axes[0, 0]
     styles = ["-", "--", ":", "-."]
     drawn = False
@@ -111,7 +113,7 @@ def plot_drift_layers(runs: Sequence[Run], out: Path) -> Path | None:
     ax.set_title("Layer drift (Frobenius) of every tracked layer")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, ncol=2)
-    return _save(fig, out / "drift_layers.png")
+    return save_figure(fig, out / "drift_layers.png")
 
 
 def plot_reaction_diffusion(runs: Sequence[Run], out: Path) -> Path | None:
@@ -119,7 +121,7 @@ def plot_reaction_diffusion(runs: Sequence[Run], out: Path) -> Path | None:
     if not any(run.scalar(loss_term_tag(SUPERVISED_TERM, TOTAL)) for run in runs):
         return None
     params = [TOTAL, *hidden_top_params(runs, loss_term_tag(SUPERVISED_TERM, ""))]
-    fig, axes = _figure(2, len(params), 5.0, 3.6)
+    fig, axes = new_figure(2, len(params), 5.0, 3.6)
     for j, param in enumerate(params):
         ax, ax2 = axes[0, j], axes[1, j]
         cax = None  # twin axis for the cosine, made on first use
@@ -158,7 +160,7 @@ def plot_reaction_diffusion(runs: Sequence[Run], out: Path) -> Path | None:
             handles = (handles[0] + more[0], handles[1] + more[1])
         if handles[0]:
             ax2.legend(*handles, fontsize=6)
-    return _save(fig, out / "reaction_diffusion.png")
+    return save_figure(fig, out / "reaction_diffusion.png")
 
 
 def plot_grad_norms(runs: Sequence[Run], out: Path) -> Path | None:
@@ -166,7 +168,7 @@ def plot_grad_norms(runs: Sequence[Run], out: Path) -> Path | None:
     params = hidden_top_params(runs, grad_norm_tag(GENERATOR, ""))
     if not params:
         return None
-    fig, axes = _figure(1, len(params))
+    fig, axes = new_figure(1, len(params))
     for ax, param in zip(axes[0], params, strict=True):
         for run in runs:
             s = run.scalar(grad_norm_tag(GENERATOR, param))
@@ -178,7 +180,7 @@ def plot_grad_norms(runs: Sequence[Run], out: Path) -> Path | None:
         ax.set_title(f"gradient norm: {param}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    return _save(fig, out / "grad_norms.png")
+    return save_figure(fig, out / "grad_norms.png")
 
 
 def plot_residual(runs: Sequence[Run], out: Path) -> Path | None:
@@ -186,7 +188,7 @@ def plot_residual(runs: Sequence[Run], out: Path) -> Path | None:
     theory = [r for r in runs if r.theory is not None]
     if not theory:
         return None
-    fig, axes = _figure(1, 3, 5.2, 4.0)
+    fig, axes = new_figure(1, 3, 5.2, 4.0)
     ax, axd, axp = axes[0]
     for run in theory:
         th = run.theory
@@ -223,7 +225,7 @@ def plot_residual(runs: Sequence[Run], out: Path) -> Path | None:
     axp.grid(alpha=0.3)
     if axp.lines:
         axp.legend(fontsize=7)
-    return _save(fig, out / "residual.png")
+    return save_figure(fig, out / "residual.png")
 
 
 def plot_gram(runs: Sequence[Run], out: Path) -> Path | None:
@@ -231,7 +233,7 @@ def plot_gram(runs: Sequence[Run], out: Path) -> Path | None:
     theory = [r for r in runs if r.theory is not None]
     if not theory:
         return None
-    fig, axes = _figure(1, 3, 5.0, 3.8)
+    fig, axes = new_figure(1, 3, 5.0, 3.8)
     for run in theory:
         th = run.theory
         assert th is not None
@@ -252,13 +254,13 @@ def plot_gram(runs: Sequence[Run], out: Path) -> Path | None:
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=7)
-    return _save(fig, out / "gram.png")
+    return save_figure(fig, out / "gram.png")
 
 
 def plot_study(rows: Sequence[dict[str, Any]], summaries: Sequence[dict[str, Any]], out: Path) -> list[Path]:
     """``study_epochs.png`` (epochs to threshold per architecture and objective) and ``study_curves.png``."""
     paths = []
-    fig, axes = _figure(1, 1, 9, 4.5)
+    fig, axes = new_figure(1, 1, 9, 4.5)
     ax = axes[0, 0]
     x = np.arange(len(rows))
     for k, obj in enumerate(("supervised", "regularized")):
@@ -277,12 +279,12 @@ def plot_study(rows: Sequence[dict[str, Any]], summaries: Sequence[dict[str, Any
     ax.set_title("Epochs to threshold (hatched: not reached within the epoch cap)")
     ax.grid(alpha=0.3, axis="y")
     ax.legend()
-    paths.append(_save(fig, out / "study_epochs.png"))
+    paths.append(save_figure(fig, out / "study_epochs.png"))
 
     archs = list(dict.fromkeys(s["architecture"] for s in summaries))
     cols = min(3, len(archs)) or 1
     nrows = math.ceil(len(archs) / cols) or 1
-    fig, axes = _figure(nrows, cols, 4.6, 3.4)
+    fig, axes = new_figure(nrows, cols, 4.6, 3.4)
     for i, arch in enumerate(archs):
         ax = axes[i // cols, i % cols]
         for s in summaries:
@@ -302,7 +304,7 @@ def plot_study(rows: Sequence[dict[str, Any]], summaries: Sequence[dict[str, Any
         ax.legend(fontsize=6)
     for j in range(len(archs), nrows * cols):
         axes[j // cols, j % cols].set_visible(False)
-    paths.append(_save(fig, out / "study_curves.png"))
+    paths.append(save_figure(fig, out / "study_curves.png"))
     return paths
 
 

@@ -1,0 +1,5 @@
+"""``python -m aerogan.compare``."""
+
+from aerogan.compare import main
+
+main()
