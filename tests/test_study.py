@@ -150,3 +150,24 @@ def test_baseline_rmse_matches_direct_fit(shared_data: Path) -> None:
     direct = ((vals - train_mean[None, :, None, None]) ** 2).mean((0, 2, 3)).sqrt()
     assert b["mean_baseline_per_band"] == pytest.approx(direct.tolist(), rel=1e-6)
     assert b["linear_baseline"] < b["mean_baseline"]
+
+
+def test_study_with_two_seeds_gives_intervals_and_a_verdict(shared_data: Path, tmp_path: Path) -> None:
+    """``aerogan study --seeds 2``: both seeds per objective, mean ± 95 % interval, a paired claim with its verdict."""
+    from aerogan.cli import cli_main
+
+    out = tmp_path / "study2"
+    cli_main(["study", "--architectures", "mlp_deep", "--seeds", "2", "--out", str(out), "--",
+              "--trainer.max_epochs=2", f"--data.init_args.path={shared_data / 'sentinel2_l1c_scenes.npy'}",
+              "--data.init_args.samples_per_epoch=16", "--model.init_args.n_critic=1"])  # fmt: skip
+    data = json.loads((out / "study.json").read_text())
+    assert sorted((r["objective"], r["seed"]) for r in data["runs"]) == [
+        ("regularized", 0), ("regularized", 1), ("supervised", 0), ("supervised", 1)]  # fmt: skip
+    (row,) = data["table"]
+    for obj in ("supervised", "regularized"):
+        ci = row[f"{obj}_interval"]
+        assert ci["n"] == 2 and ci["low"] is not None and ci["low"] <= ci["mean"] <= ci["high"]
+    claim = row["claim"]
+    assert claim["seeds"] == [0, 1] and claim["verdict"] in ("holds", "does not hold", "not resolved at this budget")
+    md = (out / "study.md").read_text()
+    assert claim["verdict"] in md and "mean" in md

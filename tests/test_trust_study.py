@@ -235,3 +235,26 @@ def test_seeds_give_intervals_and_paired_claims_by_hand() -> None:
     assert hall["verdict"] == "not resolved at this budget"  # differences 0 and +0.01: the interval contains 0
     md = markdown(result)
     assert "2 seeds (0, 1): means ± 95 % interval" in md and "0.021 ± " in md and "holds" in md
+
+
+def test_two_seeds_end_to_end(tmp_path: Path) -> None:
+    """``aerogan trust --seeds 2`` on a reduced quickstart grid: rows with ± intervals, paired claims with verdicts."""
+    import yaml
+
+    preset = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/trust/preset_quick.yaml").read_text())
+    preset.update(objectives=["supervised", "regularized"], lambdas=[0.01], projections=[False])
+    del preset["tasks"]["sentinel2_t2"]
+    path = tmp_path / "preset_two.yaml"
+    path.write_text(yaml.safe_dump(preset))
+    out = tmp_path / "two"
+    main(["--preset", str(path), "--seeds", "2", "--out", str(out)])
+    data = json.loads((out / "trust.json").read_text())
+    assert data["seeds"] == [0, 1] and len(data["runs"]) == 4
+    rows = {r["run"]: r for r in data["tasks"]["quickstart"]["rows"]}
+    assert rows["regularized_1e-2"]["seeds"] == [0, 1] and rows["regularized_1e-2"]["rmse_ci"] is not None
+    assert {c["claim"] for c in data["tasks"]["quickstart"]["claims"]} == {
+        "quickstart: λ=1e-2 lowers RMSE against supervised", "quickstart: λ=1e-2 lowers hallucination against supervised"}
+    assert all(c["verdict"] in ("holds", "does not hold", "not resolved at this budget") and c["seeds"] == [0, 1]
+               for c in data["tasks"]["quickstart"]["claims"])  # fmt: skip
+    md = (out / "trust.md").read_text()
+    assert "2 seeds (0, 1): means ± 95 % interval" in md and "- quickstart: λ=1e-2 lowers RMSE against supervised:" in md
