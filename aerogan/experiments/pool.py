@@ -102,6 +102,7 @@ def run_specs(
                 try:
                     finished(futures[future], future.result())
                 except RuntimeError as err:
+                    print(f"{label} {err}", flush=True)  # now, not only at the end: the other runs go on
                     failed.append(str(err))
         if failed:
             raise RuntimeError("; ".join(failed))
