@@ -115,11 +115,14 @@ def run_study(preset: dict[str, Any], out: Path, architectures: Sequence[str] | 
               force: bool = False, devices: int = 1) -> list[dict[str, Any]]:  # fmt: skip
     """Fit every run of the grid not already finished under ``out``; write ``study.*`` as runs finish."""
     specs = grid(preset, out, architectures, objectives, seed_list(preset) if seeds is None else seeds, extra)
-    for record in (summaries := run_specs(specs, devices, force, "[study]", lambda r: write_aggregate(out, r, preset))):
-        if "epochs_to_threshold" not in record:
-            raise RuntimeError(f"{record['run_dir']}: no epochs-to-threshold summary; is callbacks.EpochsToThreshold in the config's trainer.callbacks?")
-    write_aggregate(out, summaries, preset)
-    return summaries
+
+    def write(summaries: list[dict[str, Any]]) -> None:  # after every run, and once more when nothing was left to fit
+        for record in summaries:
+            if "epochs_to_threshold" not in record:
+                raise RuntimeError(f"{record['run_dir']}: no epochs-to-threshold summary; is callbacks.EpochsToThreshold in the config's trainer.callbacks?")
+        write_aggregate(out, summaries, preset)
+
+    return run_specs(specs, devices, force, "[study]", write)
 
 
 # ---------------------------------------------------------------------------------------------- the table

@@ -255,9 +255,7 @@ def run_trust_study(preset: dict[str, Any], out: Path, tasks: Sequence[str] | No
         write_result(out, summarize(records, preset, time.perf_counter() - start))
 
     records = run_specs(specs(preset, out, chosen, seed_list(preset) if seeds is None else seeds, extra), devices, force, "[trust]", write)
-    result = summarize(records, preset, time.perf_counter() - start)
-    write_result(out, result)
-    return result
+    return summarize(records, preset, time.perf_counter() - start)  # write() has written this table already
 
 
 # ------------------------------------------------------------------------------------------------ tables

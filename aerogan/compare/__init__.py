@@ -160,9 +160,7 @@ def run_compare(task_path: str, preset: dict[str, Any], out: Path, only: Sequenc
         return [*records, *newest.values()]
 
     records = run_specs(specs, devices, force, "[compare]", lambda done: write_result(out, aggregate(collect(done), meta, pair)))
-    result = aggregate(collect(records), meta, pair)
-    write_result(out, result)
-    return result
+    return aggregate(collect(records), meta, pair)  # the last on_record call has written this table already
 
 
 def merge(dirs: Sequence[str | os.PathLike[str]], out: Path, pair: Sequence[str] | None = None) -> dict[str, Any]:

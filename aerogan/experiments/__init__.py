@@ -16,13 +16,13 @@ A runner is a grid (a list of specs), a summary (records to table rows and claim
 """
 
 from aerogan.experiments.execute import (
-                                         build,
-                                         config_key,
-                                         execute,
-                                         find_finished,
-                                         finished_records,
-                                         resolve_config,
-                                         resolve_key,
+    build,
+    config_key,
+    execute,
+    find_finished,
+    finished_records,
+    resolve_config,
+    resolve_key,
 )
 from aerogan.experiments.pool import run_specs
 from aerogan.experiments.presets import load_preset, preset_path, seed_list
@@ -31,7 +31,7 @@ from aerogan.experiments.stats import HOLDS, NOT_HOLD, UNRESOLVED, Interval, int
 from aerogan.experiments.writer import merge_runs, read_results, write_outputs
 
 __all__ = [
-    "HOLDS", "NOT_HOLD", "RECORD_NAME", "UNRESOLVED", "Interval", "RunSpec", "build", "config_key", "execute", "find_finished", "finished_records", "interval",
-    "load_preset", "merge_runs", "paired_claim", "preset_path", "read_results", "resolve_config", "resolve_key", "run_specs",
-    "seed_list", "write_outputs",
-]
+    "HOLDS", "NOT_HOLD", "RECORD_NAME", "UNRESOLVED", "Interval", "RunSpec", "build", "config_key", "execute",
+    "find_finished", "finished_records", "interval", "load_preset", "merge_runs", "paired_claim", "preset_path",
+    "read_results", "resolve_config", "resolve_key", "run_specs", "seed_list", "write_outputs",
+]  # fmt: skip

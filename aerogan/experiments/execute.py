@@ -70,24 +70,10 @@ def resolve_key(spec: RunSpec) -> str:
     return config_key(resolve_config(spec.cli_args()))
 
 
-def find_finished(spec: RunSpec, key: str) -> dict[str, Any] | None:
-    """The newest finished record of ``spec`` whose resolved configuration hashes to ``key``."""
-    paths = sorted(spec.folder.glob(f"version_*/{RECORD_NAME}"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for path in paths:
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if record.get("finished") and record.get("key") == key:
-            return record
-    return None
-
-
-def finished_records(out: Path, group: str = "") -> list[dict[str, Any]]:
-    """Every finished record under ``<out>/<group>/`` (one per run folder version), oldest folder first: what
-    earlier calls into the same output folder ran, for a runner whose table gathers them."""
+def _finished(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """The finished records among ``paths``, in their order (unreadable or partial files skipped)."""
     records = []
-    for path in sorted(Path(out, group).glob(f"*_s*/version_*/{RECORD_NAME}")):
+    for path in paths:
         try:
             record = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
@@ -95,6 +81,18 @@ def finished_records(out: Path, group: str = "") -> list[dict[str, Any]]:
         if record.get("finished"):
             records.append(record)
     return records
+
+
+def find_finished(spec: RunSpec, key: str) -> dict[str, Any] | None:
+    """The newest finished record of ``spec`` whose resolved configuration hashes to ``key``."""
+    paths = sorted(spec.folder.glob(f"version_*/{RECORD_NAME}"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return next((r for r in _finished(paths) if r.get("key") == key), None)
+
+
+def finished_records(out: Path, group: str = "") -> list[dict[str, Any]]:
+    """Every finished record under ``<out>/<group>/`` (one per run folder version), oldest folder first: what
+    earlier calls into the same output folder ran, for a runner whose table gathers them."""
+    return _finished(sorted(Path(out, group).glob(f"*_s*/version_*/{RECORD_NAME}")))
 
 
 def _after(name: str) -> Callable[[RunSpec, Any, dict[str, Any]], dict[str, Any]]:
@@ -108,14 +106,15 @@ def execute(spec: RunSpec, key: str | None = None) -> dict[str, Any]:
     if spec.num_threads:
         torch.set_num_threads(int(spec.num_threads))
     start = time.perf_counter()
-    cli = build(spec.cli_args())
+    args = spec.cli_args()
+    cli = build(args)
     trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
     trainer.fit(model, datamodule=datamodule)
     fit_time = time.perf_counter() - start
     folder = Path(trainer.logger.log_dir).resolve()  # type: ignore[union-attr]
     generator = getattr(model, "generator", model)
     record: dict[str, Any] = {
-        "name": spec.name, "group": spec.group, "seed": spec.seed, "key": key, "args": spec.cli_args(),
+        "name": spec.name, "group": spec.group, "seed": spec.seed, "key": key, "args": args,
         "run_dir": str(folder), "fit_time_s": fit_time, "test_time_s": None,
         "generator": type(generator).__name__, "generator_params": sum(p.numel() for p in generator.parameters()),
         "epochs_run": trainer.current_epoch, "max_epochs": trainer.max_epochs,

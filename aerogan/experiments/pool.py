@@ -27,7 +27,7 @@ __all__ = ["run_specs"]
 
 
 def _log_path(spec: RunSpec) -> Path:
-    return Path(spec.out, "logs", f"{spec.group + '_' if spec.group else ''}{spec.run_name}.log")
+    return Path(spec.out, "logs", f"{spec.title.replace(' ', '_')}.log")
 
 
 def _in_worker(spec: RunSpec, key: str, slots: queue.Queue[int], gpus: bool) -> dict[str, Any]:
@@ -56,8 +56,9 @@ def run_specs(
 ) -> list[dict[str, Any]]:
     """The record of every spec, in order: a finished identical run is reused (unless ``force``), the rest fitted.
 
-    ``on_record`` gets the records finished so far after each run (runners rewrite their tables with it, so an
-    interrupted experiment still leaves its partial table).
+    ``on_record`` gets the records finished so far after each run, and all of them once when nothing was left to
+    fit: its last call always sees every record, so runners write their tables there only (an interrupted experiment
+    still leaves its partial table).
     """
     if devices < 1:
         raise ValueError(f"--devices must be >= 1, got {devices}")
@@ -70,7 +71,7 @@ def run_specs(
         key = resolve_key(spec)
         done = None if force else find_finished(spec, key)
         if done is not None:
-            print(f"{label} {spec.group + ' ' if spec.group else ''}{spec.run_name}: already done ({done['run_dir']})", flush=True)
+            print(f"{label} {spec.title}: already done ({done['run_dir']})", flush=True)
             records[i] = done
         else:
             todo.append((i, spec, key))
@@ -78,13 +79,13 @@ def run_specs(
     def finished(i: int, record: dict[str, Any]) -> None:
         records[i] = record
         spec = specs[i]
-        print(f"{label} {spec.group + ' ' if spec.group else ''}{spec.run_name}: done in {record['fit_time_s']:.0f} s", flush=True)
+        print(f"{label} {spec.title}: done in {record['fit_time_s']:.0f} s", flush=True)
         if on_record is not None:
             on_record([records[k] for k in sorted(records)])
 
     if devices == 1 or len(todo) <= 1:
         for i, spec, key in todo:
-            print(f"{label} {spec.group + ' ' if spec.group else ''}{spec.run_name}: fitting", flush=True)
+            print(f"{label} {spec.title}: fitting", flush=True)
             finished(i, execute(spec, key))
     else:
         slots: queue.Queue[int] = queue.Queue()
@@ -96,7 +97,7 @@ def run_specs(
             futures = {}
             for i, spec, key in todo:
                 spec = spec if spec.num_threads or gpus else replace(spec, num_threads=threads)
-                print(f"{label} {spec.group + ' ' if spec.group else ''}{spec.run_name}: queued (log {_log_path(spec)})", flush=True)
+                print(f"{label} {spec.title}: queued (log {_log_path(spec)})", flush=True)
                 futures[pool.submit(_in_worker, spec, key, slots, gpus)] = i
             for future in as_completed(futures):
                 try:

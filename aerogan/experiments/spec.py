@@ -47,6 +47,11 @@ class RunSpec:
         return f"{self.name}_s{self.seed}"
 
     @property
+    def title(self) -> str:
+        """``<group> <name>_s<seed>``: how progress lines name the run."""
+        return f"{self.group} {self.run_name}" if self.group else self.run_name
+
+    @property
     def folder(self) -> Path:
         """``<out>/<group>/<name>_s<seed>``: the logger's ``save_dir/name``; versions below it."""
         return Path(self.out, self.group, self.run_name)
