@@ -27,6 +27,10 @@ class DeadlineTimer(Timer):
         super().on_train_start(trainer, pl_module)
         self._duration = max(0.0, self.deadline - time.monotonic())  # what is left once training starts
 
+    def on_fit_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        """No check here (``Timer`` checks for a depleted timer restored from a checkpoint; this one never is): a
+        deadline already passed during setup still gives the fit its first step, as the class promises."""
+
 
 class BudgetProgressBar(TQDMProgressBar):
     """The training bar counts seconds of the budget (``elapsed/total s [elapsed<remaining]``), one bar per fit.
