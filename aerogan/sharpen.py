@@ -355,11 +355,18 @@ def sharpen(
     return SharpenReport(product, fits, fit_seconds, float(minutes))
 
 
-def main(argv: Sequence[str] | None = None) -> SharpenReport:
+def main(argv: Sequence[str] | None = None) -> SharpenReport | list[Any]:
     """``aerogan sharpen SOURCES... --out PRODUCT.tif [--init CKPT ...] [--minutes N] [--save-models DIR]``."""
     p = argparse.ArgumentParser(prog="aerogan sharpen", description=__doc__.splitlines()[0].strip("`: "))
-    p.add_argument("sources", nargs="+", help="group rasters, a .SAFE folder or .zip, or a STAC Item JSON")
-    p.add_argument("--out", required=True, help="the output GeoTIFF (COG)")
+    p.add_argument("sources", nargs="+", help="group rasters, a .SAFE folder or .zip, or a STAC Item JSON; with --out-dir: "
+                                              "products (.SAFE folders or .zips, STAC Items or ItemCollections, folders of group rasters)")
+    dest = p.add_mutually_exclusive_group(required=True)
+    dest.add_argument("--out", help="the output GeoTIFF (COG)")
+    dest.add_argument("--out-dir", help="an archive: each product sharpened on itself, one COG per product in this folder; "
+                                        "complete ones are skipped (see aerogan product --out-dir)")
+    p.add_argument("--force", action="store_true", help="with --out-dir: make every product again")
+    p.add_argument("--no-progress", action="store_true", help="with --out-dir: no progress bars")
+    p.add_argument("--shard", default=None, metavar="I/N", help="with --out-dir: the I-th of N independent jobs (a SLURM array)")
     p.add_argument("--init", action="append", default=[], help="a checkpoint to fine-tune (repeat: one per model)")
     p.add_argument("--minutes", type=float, default=8.0, help="wall-clock budget of the fitting (default 8)")
     p.add_argument("--save-models", default=None, help="folder for the fitted checkpoints and their logs")
@@ -374,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> SharpenReport:
     add_projection_argument(p)
     args = p.parse_args(argv)
     recipe = SharpenRecipe(**({"objective": args.objective} if args.objective else {}))
+    if args.out_dir is not None:
+        return _archive(args, recipe)
     report = sharpen(args.sources, args.out, init=args.init, minutes=args.minutes, save_models=args.save_models, recipe=recipe,
                      nodata=args.nodata, seed=args.seed, device=args.device, projection=args.projection, tile=args.tile,
                      dtype=args.dtype)
@@ -391,6 +400,29 @@ def main(argv: Sequence[str] | None = None) -> SharpenReport:
         with atomic_output(args.report) as tmp:
             tmp.write_text(json.dumps(report.to_dict(), indent=2, default=str))
     return report
+
+
+def _archive(args: argparse.Namespace, recipe: SharpenRecipe) -> list[Any]:
+    """``--out-dir``: every product sharpened on itself, resumable, with the products table (one process per job;
+    ``--shard I/N`` spreads an archive over a SLURM array)."""
+    from aerogan.prediction.product import print_archive, product_record
+    from aerogan.prediction.shards import parse_shard, run_archive
+
+    def make(product: Any, out: Path, progress: Any) -> Any:
+        report = sharpen(product.sources, out, init=args.init, minutes=args.minutes, save_models=None if args.save_models is None
+                         else Path(args.save_models) / product.name, recipe=recipe, nodata=args.nodata, seed=args.seed,
+                         device=args.device, projection=args.projection, tile=args.tile, dtype=args.dtype)
+        record = product_record(product, report.product)
+        record.seconds = report.fit_seconds + report.product.seconds
+        return record
+
+    records = run_archive(args.sources, args.out_dir, make, tool="aerogan sharpen", models_tag=None, shard=parse_shard(args.shard),
+                          force=args.force, progress=not args.no_progress)
+    print_archive(records, args.out_dir)
+    failed = [r.product for r in records if r.status == "failed"]
+    if failed:
+        raise SystemExit(f"aerogan sharpen: {len(failed)} of {len(records)} products failed: {failed} (see {args.out_dir}/products.md)")
+    return records
 
 
 if __name__ == "__main__":

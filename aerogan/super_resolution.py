@@ -269,6 +269,9 @@ class SuperResolution(AdversarialRegularization):
         if not self.consistency_projection:
             return pred
         lr = self.target_norm(self.input_norm.inverse(x)[:, self.metadata["target_in_input"]])
+        if pred.dtype in (torch.bfloat16, torch.float16):  # a mixed-precision network: the solver still runs in float32
+            with torch.autocast(pred.device.type, enabled=False):
+                return self._projector()(pred.float(), lr.float())
         return self._projector()(pred, lr.to(pred.dtype))
 
     def physical(self, y: Tensor) -> Tensor:

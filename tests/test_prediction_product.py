@@ -353,3 +353,58 @@ def test_real_crop_gives_every_t2_band_at_10m(tmp_path: Path) -> None:
         assert meta["transform"] == fine.transform and meta["crs"] == fine.crs
         for i, name in enumerate(fine.descriptions):
             np.testing.assert_array_equal(data[T2_ORDER.index(name)], fine.read(i + 1))
+
+
+# ---------------------------------------------------------------------------------------------- block columns
+def test_block_columns_equal_one_column_with_nodata_and_consistency(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scene wider than the block is made in block columns (each with a halo): the same product as one column."""
+    import aerogan.prediction.product as product
+
+    paths = write_group_rasters(tmp_path / "in", size60=160, zero_cols=3)  # 960 x 960 at 10 m, nodata on the left
+    with rasterio.open(paths[1], "r+") as ds:  # a nodata hole in the 20 m bands, across the block-column edge at 480
+        bands = ds.read()
+        bands[:, 250:265, 230:250] = 0
+        ds.write(bands)
+    seen: list[tuple[int, int]] = []
+    real = product._run_block_column
+
+    def spy(*args, **kwargs):  # noqa: ANN002, ANN003
+        seen.append(args[5])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(product, "_run_block_column", spy)
+    kw = {"dtype": "float32", "tile": 192, "batch_size": 3}
+    blocks = super_resolve_product([t2(), s6()], paths, tmp_path / "blocks.tif", block_width=500, **kw)
+    assert seen == [(0, 480), (480, 960)]  # two columns of whole 240-px staged tiles (a multiple of 16, 2 and 6)
+    seen.clear()
+    one = super_resolve_product([t2(), s6()], paths, tmp_path / "one.tif", block_width=4096, **kw)
+    assert seen == [(0, 960)]
+    a, meta = read(tmp_path / "blocks.tif")
+    b, _ = read(tmp_path / "one.tif")
+    assert a.shape == (12, 960, 960) and meta["names"] == ALL_ORDER
+    nodata = b == meta["profile"]["nodata"]
+    np.testing.assert_array_equal(a == meta["profile"]["nodata"], nodata)
+    assert nodata[:, :, :18].all() and nodata[:, 500:530, 460:500].all() and not nodata[:, :, 30:].all()
+    assert np.abs(a[~nodata] - b[~nodata]).max() <= 1e-4 * np.abs(b[~nodata]).max()
+    for x, y in zip(blocks.models, one.models, strict=True):  # the consistency over the same pixels
+        np.testing.assert_allclose(list(x.rmse.values()), list(y.rmse.values()), rtol=1e-5)
+        assert x.sam == pytest.approx(y.sam, rel=1e-5)
+
+
+def test_mixed_precision_and_channels_last_match_float32(tmp_path: Path) -> None:
+    paths = write_group_rasters(tmp_path / "in")
+    model = t2()
+    kw = {"dtype": "float32", "tile": 96}
+    ref = super_resolve_product(model, paths, tmp_path / "f32.tif", **kw)
+    super_resolve_product(model, paths, tmp_path / "cl.tif", channels_last=True, **kw)
+    assert model.generator.conv_head.weight.is_contiguous()  # the model is handed back as it came
+    bf16 = super_resolve_product(model, paths, tmp_path / "bf16.tif", precision="bf16-mixed", **kw)
+    a, b, c = (read(tmp_path / f)[0] for f in ("f32.tif", "cl.tif", "bf16.tif"))
+    sr = [T2_ORDER.index(x) for x in GROUPS[20]]
+    scale = np.abs(a[sr]).max()
+    assert np.abs(b[sr] - a[sr]).max() <= 1e-4 * scale
+    err = np.abs(c[sr] - a[sr]).max()
+    assert 0 < err <= 2e-2 * scale  # bfloat16 convolutions: close, not equal
+    assert bf16.models[0].rmse.keys() == ref.models[0].rmse.keys()
+    with pytest.raises(ValueError, match="precision='fp8'"):
+        super_resolve_product(model, paths, tmp_path / "x.tif", precision="fp8")

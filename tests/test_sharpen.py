@@ -103,6 +103,27 @@ def test_sharpen_cli(product: list[Path], tmp_path: Path, capsys: pytest.Capture
         sharpen(product, tmp_path / "x.tif", minutes=0)
 
 
+def test_sharpen_archive_two_products_then_resume(tmp_path: Path) -> None:
+    """``--out-dir``: each product sharpened on itself, one COG each, the table; a second run skips both."""
+    import json
+
+    from aerogan.cli import cli_main
+
+    for name, seed in (("p1", 1), ("p2", 2)):
+        write_group_rasters(tmp_path / name, size60=12, crs=None, seed=seed)
+    out = tmp_path / "out"
+    args = ["sharpen", str(tmp_path / "p1"), str(tmp_path / "p2"), "--out-dir", str(out), "--minutes", "0.03",
+            "--objective", "supervised", "--no-progress"]
+    cli_main(args)
+    table = json.loads((out / "products.json").read_text())
+    assert [(r["product"], r["status"]) for r in table["products"]] == [("p1", "written"), ("p2", "written")]
+    with rasterio.open(out / "p1_SR.tif") as ds:
+        assert list(ds.descriptions) == ALL
+    cli_main(args)
+    table = json.loads((out / "products.json").read_text())
+    assert [r["status"] for r in table["products"]] == ["skipped", "skipped"] and table["products"][0]["seconds"] > 0
+
+
 # ------------------------------------------------------------------------ projection switch and consistency
 def _t2_with_degradation(seed: int = 0):
     m = guided(GROUPS[20], [GROUPS[10]], 2, [1], seed)

@@ -240,7 +240,7 @@ def _finish_memory_child(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
-def _status_mb(key: str) -> float | None:
+def status_mb(key: str) -> float | None:
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
@@ -251,7 +251,7 @@ def _status_mb(key: str) -> float | None:
     return None
 
 
-def _reset_peak_rss() -> bool:
+def reset_peak_rss() -> bool:
     """Reset the kernel's peak-RSS mark (``VmHWM``) to the current RSS (Linux >= 4.0)."""
     try:
         with open("/proc/self/clear_refs", "w") as fh:
@@ -261,7 +261,7 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _maxrss_mb() -> float:
+def maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2**20)
 
 
@@ -280,9 +280,9 @@ def child(cfg: dict[str, Any]) -> dict[str, Any]:
         super_resolve_file(model, cfg["warm"], folder / "warm_out.tif", **kw)
     sync()
     gc.collect()
-    base = _status_mb("VmRSS") or _maxrss_mb()
-    reset = _reset_peak_rss()
-    base_maxrss = _maxrss_mb()
+    base = status_mb("VmRSS") or maxrss_mb()
+    reset = reset_peak_rss()
+    base_maxrss = maxrss_mb()
     cuda = device.startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
@@ -295,8 +295,8 @@ def child(cfg: dict[str, Any]) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     _, traced = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    hwm = _status_mb("VmHWM") if reset else None
-    maxrss = _maxrss_mb()
+    hwm = status_mb("VmHWM") if reset else None
+    maxrss = maxrss_mb()
     res = {
         "baseline_rss_mb": base,
         "peak_rss_above_baseline_mb": (hwm - base) if hwm is not None else (maxrss - base),

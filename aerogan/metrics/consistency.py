@@ -25,6 +25,8 @@ spatial alignment). Where this differs:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 from torchmetrics import Metric
@@ -43,6 +45,7 @@ class Consistency(Metric):
         sigma: blur of ``D`` in HR pixels; 0 (default) = the ``ratio x ratio`` block mean alone.
         spatial: also estimate each image's translation by phase correlation (needs whole images; off for
             callers that pass blocks side by side, such as the product writer).
+        **kwargs: torchmetrics ``Metric`` options (e.g. ``sync_on_compute=False`` for a per-process figure).
 
     ``update(preds, lr)`` takes SR (B, C, H, W) and the input bands (B, C, H / ratio, W / ratio).
     ``compute()`` returns ``{"rmse": (C,), "l1": (C,), "sam": degrees}`` (float64) and, with ``spatial``,
@@ -53,8 +56,8 @@ class Consistency(Metric):
     higher_is_better = False
     full_state_update = False
 
-    def __init__(self, num_bands: int, ratio: int, sigma: float = 0.0, spatial: bool = False) -> None:
-        super().__init__()
+    def __init__(self, num_bands: int, ratio: int, sigma: float = 0.0, spatial: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         if not isinstance(num_bands, int) or num_bands < 1:
             raise ValueError(f"Consistency: num_bands must be an integer >= 1, got {num_bands!r}")
         if not isinstance(ratio, int) or isinstance(ratio, bool) or ratio < 1:

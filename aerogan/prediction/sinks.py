@@ -122,7 +122,8 @@ class GeoTiffSink(Sink):
     names as band descriptions. Run it inside :func:`gdal_cache` to keep GDAL's cache bounded.
     """
 
-    def __init__(self, spec: OutputSpec, scale: int, channels: int, band_names: Sequence[str] | None, output_dtype: str) -> None:
+    def __init__(self, spec: OutputSpec, scale: int, channels: int, band_names: Sequence[str] | None, output_dtype: str,
+                 block_width: int = BLOCK_ROWS) -> None:
         import rasterio
         from rasterio.transform import Affine
 
@@ -134,10 +135,11 @@ class GeoTiffSink(Sink):
             "crs": spec.crs, "transform": transform @ Affine.scale(1.0 / scale), "nodata": self.nodata,
             "compress": "deflate", "predictor": 3 if np.issubdtype(self.dtype, np.floating) else 2, "BIGTIFF": "IF_SAFER",
         }
-        if width >= BLOCK_ROWS and height >= BLOCK_ROWS:
-            profile.update(tiled=True, blockxsize=BLOCK_ROWS, blockysize=BLOCK_ROWS)
+        if width >= block_width and height >= BLOCK_ROWS:  # tiles BLOCK_ROWS high, ``block_width`` (a multiple of 16) wide
+            profile.update(tiled=True, blockxsize=block_width, blockysize=BLOCK_ROWS)
         self._buf: np.ndarray | None = None
         self._buf_row0 = 0
+        self._col0 = 0
         self.file = _AtomicFile(Path(spec.path))
         try:
             self.ds = rasterio.open(self.file.tmp, "w", **profile)
@@ -156,21 +158,23 @@ class GeoTiffSink(Sink):
     def _put(self, row0: int, block: np.ndarray) -> None:
         from rasterio.windows import Window
 
-        self.ds.write(block, window=Window(0, row0, block.shape[2], block.shape[1]))
+        self.ds.write(block, window=Window(self._col0, row0, block.shape[2], block.shape[1]))
 
     def _flush(self) -> None:
         if self._buf is not None and self._buf.shape[1]:
             self._put(self._buf_row0, self._buf)
         self._buf = None
 
-    def write(self, index: int, row0: int, data: np.ndarray, valid: np.ndarray) -> None:
+    def write(self, index: int, row0: int, data: np.ndarray, valid: np.ndarray, col0: int = 0) -> None:
+        """Rows ``row0..`` of output columns ``col0..`` (whole width by default). Keep ``col0`` and the width on
+        the 256-px tile grid (a block column), and each column's rows in order, so each tile is written once."""
         out = encode(data, valid, self.dtype, self.nodata)
-        if self._buf is not None and row0 == self._buf_row0 + self._buf.shape[1]:
+        if self._buf is not None and col0 == self._col0 and out.shape[2] == self._buf.shape[2] and row0 == self._buf_row0 + self._buf.shape[1]:
             self._buf = np.concatenate([self._buf, out], 1)
         else:
             self._flush()
             # ``out`` may be a view of the assembler's strip buffer, which the next strip reuses
-            self._buf, self._buf_row0 = (out if out.base is None else out.copy()), row0
+            self._buf, self._buf_row0, self._col0 = (out if out.base is None else out.copy()), row0, col0
         end = self._buf_row0 + self._buf.shape[1]
         cut = end // BLOCK_ROWS * BLOCK_ROWS
         if cut > self._buf_row0:  # whole block rows are ready: write them, keep the rest
