@@ -125,6 +125,8 @@ class SceneDataModule(SuperResolutionDataModule):
         output_dir: folder of the predicted scenes.
         output_dtype: ``float32`` (default) or ``input`` (the input's dtype, rounded and clipped).
         predict_batch_size: tiles per prediction batch (default: ``batch_size``).
+        predict_block_width: prediction runs in block columns about this wide (output px; each with a halo of
+            half the overlap), so its memory follows the block, not the scene's width; null: whole-width strips.
         **kwargs: forwarded to :class:`~datamodules.super_resolution.SuperResolutionDataModule` (``scale``,
             ``patch_size``, ``batch_size``, ``num_workers``, ``augment``, ``blur_sigma``, ``sigma_jitter``,
             ``noise_std``, ``rgb_bands``, ``data_range``).
@@ -153,6 +155,7 @@ class SceneDataModule(SuperResolutionDataModule):
         output_dir: str = "runs/predictions",
         output_dtype: OutputDtype = "float32",
         predict_batch_size: int | None = None,
+        predict_block_width: int | None = 2048,
         **kwargs: Any,
     ) -> None:
         # band names are resolved against the files once they are open (see _resolve_bands)
@@ -184,6 +187,9 @@ class SceneDataModule(SuperResolutionDataModule):
             raise ValueError(f"data.output_dtype={output_dtype!r} must be 'float32' or 'input'")
         self.output_dtype: OutputDtype = output_dtype
         self.predict_batch_size = predict_batch_size or self.batch_size
+        if predict_block_width is not None and predict_block_width < 1:
+            raise ValueError(f"data.predict_block_width={predict_block_width} must be >= 1 (output px) or null")
+        self.predict_block_width = predict_block_width
         self._grids: dict[int, CellGrid] = {}
         self._sums: dict[int, dict[str, Any]] = {}
         self._plan: PredictionPlan | None = None
@@ -436,5 +442,5 @@ class SceneDataModule(SuperResolutionDataModule):
                                      "set data.overlap or predict through ScenePredictionWriter")
                 overlap = seamless_overlap(generator, self.in_channels, self.scale, self.tile)
             scenes, outputs = self._predict_plan_inputs()
-            self._plan = make_plan(scenes, outputs, self.scale, self.tile, overlap, self.output_dtype)
+            self._plan = make_plan(scenes, outputs, self.scale, self.tile, overlap, self.output_dtype, self.predict_block_width)
         return self._plan

@@ -134,6 +134,53 @@ def test_ranks_write_disjoint_rows_that_assemble_to_the_single_rank_output(tmp_p
         assert ds.descriptions == ("a", "b", "c")
 
 
+def test_block_columns_equal_whole_width_strips_in_every_sink(tmp_path: Path) -> None:
+    """A scene wider than the block: block columns with halos give the whole-width output (GeoTIFF, array,
+    stacked channels-last .npy, and three ranks' parts assembled), NaN counts once per scene."""
+    model = _model()
+    tif = write_geotiff(tmp_path / "scene.tif", height=60, width=300, nodata=-1.0, border=2, holes=[(20, 30, 120, 140)],
+                        nan_pixels=[(40, 127), (41, 129)])
+    whole = super_resolve_file(model, tif, tmp_path / "whole.tif", tile=48, overlap=16, block_width=None)
+    with pytest.warns(UserWarning, match="2 input pixel"):  # the NaNs straddle the block-column edge at 128
+        blocks = super_resolve_file(model, tif, tmp_path / "blocks.tif", tile=48, overlap=16, block_width=256)
+    with rasterio.open(whole) as a, rasterio.open(blocks) as b:
+        x, y = a.read(), b.read()
+        assert a.profile == b.profile
+    nodata = x == -1.0
+    assert nodata.any() and (nodata == (y == -1.0)).all()
+    assert np.abs(x[~nodata] - y[~nodata]).max() <= 1e-4 * np.abs(x[~nodata]).max()
+    scene = smooth_scene(3, 40, 300, seed=3)
+    a = super_resolve_array(model, scene, tile=48, overlap=16, block_width=None)
+    b = super_resolve_array(model, scene, tile=48, overlap=16, block_width=256)
+    assert np.abs(a - b).max() <= 1e-4 * np.abs(a).max()
+    data = scene.transpose(1, 2, 0)[None].repeat(2, 0)  # (2, 40, 300, 3) channels last, two stacked scenes
+    kw = dict(array=data, input_bands=[0, 1, 2], target_bands=[0, 1, 2], patch_size=8, val_scenes=[1], test_fraction=0.0,
+              tile=48, overlap=16)
+    _predict(ArrayDataModule("channels_last", output_dir=str(tmp_path / "n0"), predict_block_width=None, **kw), model)
+    dm = ArrayDataModule("channels_last", output_dir=str(tmp_path / "n1"), predict_block_width=256, **kw)
+    _predict(dm, model)
+    assert len(dm.prediction_plan().scenes) == 2 * 3  # two scenes, three block columns each
+    n0, n1 = np.load(tmp_path / "n0" / "array_x2.npy"), np.load(tmp_path / "n1" / "array_x2.npy")
+    assert n1.shape == (2, 80, 600, 3) and np.abs(n0 - n1).max() <= 1e-4 * np.abs(n0).max()
+    # three ranks' parts of the block columns, assembled
+    dm = GeoTiffDataModule(paths=[str(tif)], patch_size=16, tile=48, overlap=16, output_dir=str(tmp_path / "multi"),
+                           stats_cache_dir=str(tmp_path / "cache"), val_fraction=0.2, test_fraction=0.2, predict_block_width=256)
+    plan = dm.prediction_plan()
+    tiles, world = PredictTiles(plan, 2), 3
+    for rank in range(world):
+        run = PredictionRun(plan, world, rank)
+        for i in tiles.indices_for(plan.strips_for(world, rank)):
+            item = tiles[i]
+            with torch.no_grad():
+                pred = model.predict_step(item, i).numpy()
+            run.add(item["scene"], item["strip"], item["first"], pred, item["valid"].numpy())
+        run.commit()
+    assemble_parts(plan, world, None)
+    with rasterio.open(tmp_path / "multi" / "scene_x2.tif") as ds:
+        z = ds.read()
+    assert (nodata == (z == -1.0)).all() and np.abs(x[~nodata] - z[~nodata]).max() <= 1e-4 * np.abs(x[~nodata]).max()
+
+
 def test_array_module_predicts_npy(tmp_path: Path) -> None:
     data = smooth_scene(4, 40, 48, seed=4).transpose(1, 2, 0)[None].repeat(2, 0)  # (2, 40, 48, 4) channels last
     data[1, 5, 7, 2] = np.nan

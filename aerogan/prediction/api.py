@@ -24,7 +24,14 @@ import torch
 
 import aerogan.nets  # noqa: F401 - class paths of generators in checkpoints
 from aerogan.prediction.overlap import seamless_overlap
-from aerogan.prediction.plan import OutputDtype, OutputSpec, PredictionPlan, PredictScene, make_plan
+from aerogan.prediction.plan import (
+    DEFAULT_BLOCK_WIDTH,
+    OutputDtype,
+    OutputSpec,
+    PredictionPlan,
+    PredictScene,
+    make_plan,
+)
 from aerogan.prediction.run import PredictionRun
 from aerogan.prediction.sinks import gdal_cache
 from aerogan.prediction.sources import ArraySource, Layout, RasterSource, resolve_band_names
@@ -111,12 +118,14 @@ def super_resolve_array(
     nodata: float | None = None,
     batch_size: int = 4,
     device: str | torch.device | None = None,
+    block_width: int | None = DEFAULT_BLOCK_WIDTH,
 ) -> np.ndarray:
     """Super-resolve one scene held in memory: (C, H, W) -> (C_out, H*s, W*s) float32 (or channels last).
 
     Pixels whose input is ``nodata`` or NaN come out as NaN. ``overlap / 4`` input pixels are dropped at
     every inner tile edge; the default (``None``) measures the generator's receptive radius and takes
-    the smallest seamless overlap (:func:`aerogan.prediction.overlap.seamless_overlap`).
+    the smallest seamless overlap (:func:`aerogan.prediction.overlap.seamless_overlap`). Scenes wider than
+    ``block_width`` output px are made in block columns (:func:`aerogan.prediction.plan.block_columns`).
     """
     model = load_model(model)
     a = np.asarray(array)
@@ -128,7 +137,8 @@ def super_resolve_array(
     _check_channels(model, src.count, "array")
     spec = OutputSpec(path=Path("<memory>"), format="npy", height=src.height, width=src.width)
     overlap = _overlap(model, tile, overlap)
-    plan = make_plan([PredictScene(src, list(range(src.count)), 0)], [spec], model_scale(model), tile, overlap)
+    plan = make_plan([PredictScene(src, list(range(src.count)), 0)], [spec], model_scale(model), tile, overlap,
+                     block_width=block_width)
     out = run_plan(model, plan, batch_size, device, memory=True).result()
     return out.transpose(1, 2, 0) if layout == "channels_last" else out
 
@@ -164,8 +174,10 @@ def super_resolve_file(
     batch_size: int = 4,
     device: str | torch.device | None = None,
     output_dtype: OutputDtype = "float32",
+    block_width: int | None = DEFAULT_BLOCK_WIDTH,
 ) -> Path:
-    """Super-resolve a whole raster ``src`` into the GeoTIFF ``dst`` (strip by strip; written atomically).
+    """Super-resolve a whole raster ``src`` into the GeoTIFF ``dst`` (strip by strip within block columns of
+    ``block_width`` output px, so memory follows the block, not the width; written atomically).
 
     The output has ``src``'s CRS and bounds, its pixel size divided by the scale, the model's target band
     names as band descriptions, and nodata where the input was nodata (see
@@ -180,7 +192,8 @@ def super_resolve_file(
             path=Path(dst), format="GTiff", height=source.height, width=source.width, input_dtype=source.dtype,
             input_nodata=source.nodata, crs=source.crs, transform=source.transform, source_name=source.name,
         )
-        plan = make_plan([PredictScene(source, bands, 0)], [spec], model_scale(model), tile, _overlap(model, tile, overlap), output_dtype)
+        plan = make_plan([PredictScene(source, bands, 0)], [spec], model_scale(model), tile, _overlap(model, tile, overlap),
+                         output_dtype, block_width)
         run_plan(model, plan, batch_size, device)
     finally:
         source.close()

@@ -12,8 +12,9 @@ Pure bookkeeping on pixel coordinates (no I/O, no model):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -148,12 +149,33 @@ class OutputSpec:
 @dataclass
 class PredictScene:
     """One scene to super-resolve: its reader, the input bands, its output (index into the plan's outputs)
-    and its position in that output (scenes stacked in one ``.npy``)."""
+    and its position in that output (scenes stacked in one ``.npy``).
+
+    A scene wider than the plan's block is cut into block columns (:func:`make_plan`): each is a
+    ``PredictScene`` that reads input columns ``window`` (its block column plus a halo of half the tile
+    overlap, at least the generator's receptive radius) and writes only input columns ``keep``.
+    """
 
     source: SceneSource
     bands: list[int]
     output: int
     index: int = 0
+    window: tuple[int, int] | None = None
+    keep: tuple[int, int] | None = None
+
+    @property
+    def col0(self) -> int:
+        """First input column read (0 for a whole scene)."""
+        return 0 if self.window is None else self.window[0]
+
+    @property
+    def width(self) -> int:
+        """Input columns read."""
+        return self.source.width if self.window is None else self.window[1] - self.window[0]
+
+    def kept(self) -> tuple[int, int]:
+        """Input columns ``[k0, k1)`` written, relative to :attr:`col0`, and absolute."""
+        return (0, self.width) if self.keep is None else (self.keep[0] - self.col0, self.keep[1] - self.col0)
 
 
 @dataclass
@@ -173,10 +195,38 @@ class PredictionPlan:
         return partition_strips([g.num_strips for g in self.grids], self.grids, world, rank)
 
 
+#: Default block-column width of a prediction plan, in output pixels: memory follows it, not the scene's width.
+DEFAULT_BLOCK_WIDTH = 2048
+
+
+def block_columns(width: int, scale: int, block_width: int, overlap: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """``(window, keep)`` input-column ranges of the block columns of a scene ``width`` input px wide: ``ceil(width
+    * scale / block_width)`` columns of about equal width, their kept edges on the output's 256-px tiles, each
+    read with a halo of ``overlap // 2`` (>= the receptive radius when the overlap is seamless: the dropped
+    margin is ``overlap // 4``); one whole-scene column when the scene is narrower than the block."""
+    unit = math.lcm(256, scale) // scale  # input px per output-tile-aligned step
+    n = -(-width * scale // block_width)
+    step = max(unit, -(-width // (n * unit)) * unit)
+    if step >= width:
+        return [((0, width), (0, width))]
+    halo = max(overlap // 2, 1)
+    return [((max(0, c - halo), min(width, c + step + halo)), (c, min(c + step, width))) for c in range(0, width, step)]
+
+
 def make_plan(scenes: Sequence[PredictScene], outputs: Sequence[OutputSpec], scale: int, tile: int, overlap: int,
-              output_dtype: OutputDtype = "float32") -> PredictionPlan:
-    """A plan tiling every scene with ``tile``-px tiles sharing ``overlap`` px (input pixels)."""
+              output_dtype: OutputDtype = "float32", block_width: int | None = DEFAULT_BLOCK_WIDTH) -> PredictionPlan:
+    """A plan tiling every scene with ``tile``-px tiles sharing ``overlap`` px (input pixels), scenes wider than
+    ``block_width`` output px cut into block columns (:func:`block_columns`; None: never)."""
     if output_dtype not in ("float32", "input"):
         raise ValueError(f"output_dtype={output_dtype!r} must be 'float32' or 'input'")
-    grids = [TileGrid(sc.source.height, sc.source.width, tile, overlap) for sc in scenes]
-    return PredictionPlan(list(scenes), list(outputs), grids, scale, tile, overlap, output_dtype)
+    if block_width is not None and (isinstance(block_width, bool) or not isinstance(block_width, int) or block_width < 1):
+        raise ValueError(f"block_width={block_width!r} must be an integer >= 1 (output px) or None")
+    cut: list[PredictScene] = []
+    for sc in scenes:
+        columns = block_columns(sc.source.width, scale, block_width, overlap) if block_width is not None else []
+        if len(columns) <= 1:
+            cut.append(sc)
+        else:
+            cut.extend(replace(sc, window=w, keep=k) for w, k in columns)
+    grids = [TileGrid(sc.source.height, sc.width, tile, overlap) for sc in cut]
+    return PredictionPlan(cut, list(outputs), grids, scale, tile, overlap, output_dtype)

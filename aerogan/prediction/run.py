@@ -57,7 +57,8 @@ class PredictionRun:
             key: Any = ("part", scene)
             if key not in self.sinks:
                 a, b = self.owned_rows[scene]
-                self.sinks[key] = PartSink(part_path(spec, scene, self.rank, self.world), channels, a * s, b * s, spec.width * s)
+                k0, k1 = sc.kept()
+                self.sinks[key] = PartSink(part_path(spec, scene, self.rank, self.world), channels, a * s, b * s, (k1 - k0) * s)
             return self.sinks[key]
         key = sc.output
         if key not in self.sinks:
@@ -80,8 +81,14 @@ class PredictionRun:
             owned = self.owned.get(scene, set())
             sink = self._sink(scene, pred.shape[1]) if owned else None
 
+            sc = self.plan.scenes[scene]
+            k0, k1 = (k * self.plan.scale for k in sc.kept())
+            col0 = (sc.col0 * self.plan.scale + k0) if self.world == 1 else 0  # a part holds its kept columns only
+
             def write(row0: int, data: np.ndarray, valid_rows: np.ndarray, sink: Sink | None = sink, index: int = index) -> None:
-                sink.write(index, row0, data, valid_rows)
+                if (k0, k1) != (0, data.shape[2]):  # a block column: its halo is not written
+                    data, valid_rows = data[:, :, k0:k1], valid_rows[:, k0:k1]
+                sink.write(index, row0, data, valid_rows, col0)
 
             self.assembler = SceneAssembler(self.plan.grids[scene], self.plan.scale, owned, write)
         if strip in self.owned.get(scene, ()):
@@ -89,10 +96,14 @@ class PredictionRun:
         self.assembler.add(strip, first, pred, valid)
 
     def warn_nonfinite(self) -> None:
+        per_source: dict[str, int] = {}  # block columns of one scene add up
         for scene, n in self.nonfinite.items():
+            name = self.plan.scenes[scene].source.name
+            per_source[name] = per_source.get(name, 0) + n
+        for name, n in per_source.items():
             if n:
                 warnings.warn(
-                    f"{self.plan.scenes[scene].source.name}: {n} input pixel(s) hold NaN or infinite values; "
+                    f"{name}: {n} input pixel(s) hold NaN or infinite values; "
                     f"they were treated as nodata (written as nodata in the output)",
                     stacklevel=2,
                 )
@@ -140,9 +151,10 @@ def assemble_parts(plan: PredictionPlan, world: int, band_names: Sequence[str] |
                     part = np.load(part_path(spec, i, r, world), mmap_mode="r")
                     if sc.output not in sinks:
                         sinks[sc.output] = output_sink(spec, s, part.shape[0], band_names, plan.output_dtype)
+                    col0 = (sc.col0 + sc.kept()[0]) * s
                     for k in range(0, b - a, rows_per_copy):
                         block = np.asarray(part[:, k : k + rows_per_copy])
-                        sinks[sc.output].write(sc.index, a + k, block, ~np.isnan(block).any(0))
+                        sinks[sc.output].write(sc.index, a + k, block, ~np.isnan(block).any(0), col0)
                     del part
             for sink in sinks.values():
                 done.append(sink.commit())

@@ -102,9 +102,10 @@ class _AtomicFile:
 
 # ---------------------------------------------------------------------------------------------- sinks
 class Sink:
-    """Destination of finished rows. ``write(index, row0, data (C, h, W), valid (h, W))`` in output pixels."""
+    """Destination of finished rows. ``write(index, row0, data (C, h, w), valid (h, w), col0)`` in output pixels:
+    rows ``row0..`` of columns ``col0..col0 + w`` (a block column; the whole width by default)."""
 
-    def write(self, index: int, row0: int, data: np.ndarray, valid: np.ndarray) -> None:
+    def write(self, index: int, row0: int, data: np.ndarray, valid: np.ndarray, col0: int = 0) -> None:
         raise NotImplementedError
 
     def commit(self) -> Path | None:
@@ -224,11 +225,20 @@ class _NpyFile:
         else:
             self.c, self.h, self.w = scene
 
-    def write_rows(self, index: int, row0: int, out: np.ndarray) -> None:
-        """Rows ``row0..`` of scene ``index`` from ``out`` (C, h, W)."""
+    def write_rows(self, index: int, row0: int, out: np.ndarray, col0: int = 0) -> None:
+        """Rows ``row0..`` of scene ``index`` from ``out`` (C, h, w), at columns ``col0..col0 + w``."""
         item = self.dtype.itemsize
         out = out.astype(self.dtype, copy=False)
-        if self.layout == "channels_last":
+        if col0 or out.shape[2] != self.w:  # a block column: row segments
+            for r in range(out.shape[1]):
+                if self.layout == "channels_last":
+                    self.fh.seek(self.base + (((index * self.h + row0 + r) * self.w + col0) * self.c) * item)
+                    self.fh.write(np.ascontiguousarray(out[:, r].T).tobytes())
+                else:
+                    for c in range(out.shape[0]):
+                        self.fh.seek(self.base + ((((index * self.c + c) * self.h + row0 + r) * self.w) + col0) * item)
+                        self.fh.write(np.ascontiguousarray(out[c, r]).tobytes())
+        elif self.layout == "channels_last":
             self.fh.seek(self.base + ((index * self.h + row0) * self.w * self.c) * item)
             self.fh.write(np.ascontiguousarray(out.transpose(1, 2, 0)).tobytes())
         else:
@@ -256,8 +266,8 @@ class NpySink(Sink):
             self.target.discard()
             raise
 
-    def write(self, index: int, row0: int, data: np.ndarray, valid: np.ndarray) -> None:
-        self.file.write_rows(index, row0, encode(data, valid, self.dtype, self.nodata))
+    def write(self, index: int, row0: int, data: np.ndarray, valid: np.ndarray, col0: int = 0) -> None:
+        self.file.write_rows(index, row0, encode(data, valid, self.dtype, self.nodata), col0)
 
     def commit(self) -> Path:
         self.file.close()
@@ -274,10 +284,10 @@ class MemorySink(Sink):
     def __init__(self, channels: int, height: int, width: int) -> None:
         self.array = np.full((channels, height, width), np.nan, dtype=np.float32)
 
-    def write(self, index: int, row0: int, data: np.ndarray, valid: np.ndarray) -> None:
+    def write(self, index: int, row0: int, data: np.ndarray, valid: np.ndarray, col0: int = 0) -> None:
         out = data.astype(np.float32, copy=True)
         out[:, ~valid] = np.nan
-        self.array[:, row0 : row0 + out.shape[1]] = out
+        self.array[:, row0 : row0 + out.shape[1], col0 : col0 + out.shape[2]] = out
 
 
 class PartSink(Sink):
@@ -296,8 +306,8 @@ class PartSink(Sink):
             self.target.discard()
             raise
 
-    def write(self, index: int, row0: int, data: np.ndarray, valid: np.ndarray) -> None:
-        out = data.astype(np.float32, copy=True)
+    def write(self, index: int, row0: int, data: np.ndarray, valid: np.ndarray, col0: int = 0) -> None:
+        out = data.astype(np.float32, copy=True)  # a part holds its own columns: ``col0`` is where they go later
         out[:, ~valid] = np.nan
         self.file.write_rows(0, row0 - self.row0, out)
 

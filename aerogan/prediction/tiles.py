@@ -55,14 +55,16 @@ class PredictTiles(Dataset):
         r = grid.row_starts[j]
         cols = grid.col_starts[i0:i1]
         c0, c1 = cols[0], cols[-1] + tw
-        block = scene.source.read(r, c0, th, c1 - c0, scene.bands)
-        invalid, nonfinite = scene.source.invalid(block, r, c0)
+        block = scene.source.read(r, scene.col0 + c0, th, c1 - c0, scene.bands)
+        invalid, nonfinite = scene.source.invalid(block, r, scene.col0 + c0)
         x = np.stack([block[:, :, c - c0 : c - c0 + tw] for c in cols])
         valid = np.stack([~invalid[:, c - c0 : c - c0 + tw] for c in cols])
         # NaN/inf pixels among the rows and columns this chunk finishes (each counted once per scene)
         a, b = grid.strip_rows_done(j)
-        own0 = 0 if i0 == 0 else grid.col_starts[i0]
-        own1 = grid.width if i1 == len(grid.col_starts) else grid.col_starts[i1]
+        k0, k1 = scene.kept()  # a block column counts only the columns it writes
+        own0 = max(k0, 0 if i0 == 0 else grid.col_starts[i0])
+        own1 = min(k1, grid.width if i1 == len(grid.col_starts) else grid.col_starts[i1])
+        own1 = max(own0, own1)
         count = int(nonfinite[a - r : b - r, own0 - c0 : own1 - c0].sum())
         return {
             "input": torch.from_numpy(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)),
