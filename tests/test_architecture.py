@@ -145,3 +145,13 @@ def test_prediction_layer_imports_only_band_catalogs_from_datamodules(graph: dic
     bad = {m: sorted(d for d in deps if d.split(".")[0] == "datamodules" and d not in allowed)
            for m, deps in graph.items() if m == "aerogan.prediction" or m.startswith("aerogan.prediction.")}
     assert not any(bad.values()), f"aerogan.prediction imports datamodules beyond the band catalogs: {bad}"
+
+
+def test_prediction_layer_never_imports_the_runners_or_the_cli(graph: dict[str, set[str]]) -> None:
+    """Prediction (products, archives, shards) sits below the experiment runners and the CLI: it may be imported by
+    them, never the other way round (an import of ``aerogan.experiments`` would load the whole CLI)."""
+    above = ("aerogan.cli", "aerogan.experiments", "aerogan.study", "aerogan.trust_study", "aerogan.compare", "aerogan.sharpen",
+             "aerogan.transfer", "aerogan.report", "aerogan.bench")
+    bad = {m: sorted(d for d in deps if any(d == a or d.startswith(a + ".") for a in above))
+           for m, deps in graph.items() if m == "aerogan.prediction" or m.startswith("aerogan.prediction.")}
+    assert not any(bad.values()), f"aerogan.prediction imports layers above it: {bad}"

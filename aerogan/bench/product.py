@@ -8,7 +8,8 @@ the embedded default) or the group rasters given with ``--product-sources``. The
 bands, x6) DSen2 of the shipped configs' size (64 features, 6 blocks), seeded, untrained: time and memory do
 not depend on the weights.
 
-One fresh subprocess per size, so resident-set peaks do not mix. Each child builds both models, makes a
+On a GPU (``--device cuda``) the sizes are a 1098 px product and a whole Sentinel-2 tile (10980 x 10980, its 10 x 10
+mosaic), in the suite's precision and memory format. One fresh subprocess per size, so resident-set peaks do not mix. Each child builds both models, makes a
 warm-up product of the base scene, takes its baseline RSS, resets the kernel's peak mark and makes the
 product; it reports the peak RSS of the process (``VmHWM``: what the user sees) and above the baseline, and
 the seconds. The reference is the raw generator forward on the same tiles: the child records the shape of
@@ -164,19 +165,18 @@ def child(cfg: dict[str, Any]) -> dict[str, Any]:
     device, precision = cfg["device"], cfg["precision"]
     base = read_groups(cfg["base"])
     models = product_models(base, cfg["features"], cfg["blocks"], cfg["seed"])
-    kw = {"tile": cfg["tile"], "batch_size": cfg["batch_size"], "device": device, "block_width": cfg["block_width"]}
+    kw = {"tile": cfg["tile"], "batch_size": cfg["batch_size"], "device": device, "block_width": cfg["block_width"],
+          "precision": precision, "channels_last": cfg["channels_last"]}
     folder = Path(cfg["folder"])
     sync = synchronizer(device)
-    with autocast(device, precision):
-        super_resolve_product(models, cfg["base"], folder / "warm.tif", **kw)
+    super_resolve_product(models, cfg["base"], folder / "warm.tif", **kw)
     sync()
     gc.collect()
     baseline = status_mb("VmRSS") or maxrss_mb()
     reset = reset_peak_rss()
     batches = [_record_batches(m) for m in models]
     t0 = time.perf_counter()
-    with autocast(device, precision):
-        report = super_resolve_product(models, cfg["scene"], folder / "product.tif", **kw)
+    report = super_resolve_product(models, cfg["scene"], folder / "product.tif", **kw)
     sync()
     seconds = time.perf_counter() - t0
     hwm = status_mb("VmHWM") if reset else None
@@ -187,9 +187,10 @@ def child(cfg: dict[str, Any]) -> dict[str, Any]:
     t_raw = 0.0
     for i, (model, shapes) in enumerate(zip(models, batches, strict=True)):
         net = model.inference_generator
+        fmt = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
         for x_shape, g_shapes in shapes:
-            x = torch.randn(x_shape, generator=gen).to(device)
-            guides = tuple(torch.randn(s, generator=gen).to(device) for s in g_shapes)
+            x = torch.randn(x_shape, generator=gen).to(device).contiguous(memory_format=fmt)
+            guides = tuple(torch.randn(s, generator=gen).to(device).contiguous(memory_format=fmt) for s in g_shapes)
             sync()
             t1 = time.perf_counter()
             with torch.inference_mode(), autocast(device, precision):
@@ -227,18 +228,21 @@ def _finish_child(proc: subprocess.Popen[str]) -> dict[str, Any]:
 def run_product_benchmark(settings: Settings, log: Callable[[str], None] = print,
                           sources: Sequence[str] | None = None) -> dict[str, Any]:
     """Peak RSS and s per output Mpx of a T2 + S6 product at 1x, 4x and 16x the base area (one child per size)."""
-    quick = settings.quick
+    quick, gpu = settings.quick, settings.device.startswith("cuda")
     features, blocks = (8, 1) if quick else (64, 6)
-    mosaics = (1, 2) if quick else (1, 2, 4)
+    # CPU: the base 600 px product at 1x, 4x, 16x; GPU: also a whole Sentinel-2 tile (10 x 10 mosaic of 1098 px)
+    mosaics = (1, 2) if quick else ((1, 2, 10) if gpu else (1, 2, 4))
+    base_size = 96 if quick else (1098 if gpu else 600)
     tile, block_width = (96, 256) if quick else (512, 2048)
+    channels_last = settings.memory_formats[0] == "channels_last"
     out: dict[str, Any] = {
         "api": "aerogan.prediction.super_resolve_product", "models": f"T2 x2 + S6 x6 DSen2 {features} features {blocks} blocks",
         "tile": tile, "batch_size": settings.predict_batch, "block_width": block_width, "threads": settings.threads,
-        "precision": settings.precision, "sizes": {},
+        "precision": settings.precision, "channels_last": channels_last, "sizes": {},
     }
     with tempfile.TemporaryDirectory() as tmp_str:
         tmp = Path(tmp_str)
-        groups = read_groups(sources) if sources else synthetic_product(96 if quick else 600, settings.seed)
+        groups = read_groups(sources) if sources else synthetic_product(base_size, settings.seed)
         out["base"] = "--product-sources " + " ".join(map(str, sources)) if sources else "synthetic (datamodules.synthetic)"
         base = write_groups(tmp / "base", groups)
         for k in mosaics:
@@ -247,7 +251,7 @@ def run_product_benchmark(settings: Settings, log: Callable[[str], None] = print
             cfg = {"base": [str(p) for p in base], "scene": [str(p) for p in scene], "folder": str(tmp / f"x{k}"),
                    "device": settings.device, "precision": settings.precision, "threads": settings.threads, "seed": settings.seed,
                    "features": features, "blocks": blocks, "tile": tile, "batch_size": settings.predict_batch,
-                   "block_width": block_width}
+                   "block_width": block_width, "channels_last": channels_last}
             r = _finish_child(_start_child(cfg, settings))
             mpx = size[0] * size[1] / 1e6
             r.update(area=k * k, output=f"{size[0]} x {size[1]} x 12", s_per_mpx=r["seconds"] / mpx,
@@ -260,6 +264,7 @@ def run_product_benchmark(settings: Settings, log: Callable[[str], None] = print
     out["peak_rss_ratio"] = last["peak_rss_mb"] / first["peak_rss_mb"]
     out["throughput_ratio"] = min(s["throughput_ratio"] for s in sizes)
     out["throughput_ratio_largest"] = last["throughput_ratio"]
+    out["core_seconds_per_mpx"] = {k: s["s_per_mpx"] * (settings.threads if not gpu else 1) for k, s in out["sizes"].items()}
     out["tiles_over_whole_scene_grid"] = {
         key: {m: s["tiles"][m] / _grid_tiles(s, m, tile) for m in ("T2", "S6")} for key, s in out["sizes"].items()
     }

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aerogan.experiments.writer import write_outputs
+from aerogan.tables import write_outputs
 
 __all__ = ["ArchiveRecord", "Product", "expand_products", "output_path", "products_table", "read_table"]
 
