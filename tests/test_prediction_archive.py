@@ -175,3 +175,18 @@ def test_two_gloo_processes_write_the_same_bytes(tmp_path: Path, ckpts: list[Pat
         for label, rmse in a["consistency_rmse"].items():
             np.testing.assert_allclose(list(b["consistency_rmse"][label].values()), list(rmse.values()), rtol=1e-9)
     assert not (two / ".parts").exists()
+
+
+def test_shards_of_a_job_array_split_the_products(tmp_path: Path, ckpts: list[Path]) -> None:
+    products = [tmp_path / f"q{i}" for i in range(3)]
+    for i, p in enumerate(products):
+        write_group_rasters(p, size60=12, seed=i)
+    out = tmp_path / "out"
+    first = main(_args(ckpts[:1], out, *products, extra=("--shard", "0/2")))
+    second = main(_args(ckpts[:1], out, *products, extra=("--shard", "1/2")))
+    assert [r.product for r in first] == ["q0", "q2"] and [r.product for r in second] == ["q1"]
+    assert {p.name for p in out.iterdir()} >= {"q0_SR.tif", "q1_SR.tif", "q2_SR.tif", "products_0of2.json", "products_1of2.csv"}
+    assert not (out / "products.json").exists()
+    for bad in ("2/2", "a/b", "1"):
+        with pytest.raises(ValueError, match="--shard"):
+            main(_args(ckpts[:1], out, *products, extra=("--shard", bad)))
