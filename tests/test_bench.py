@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 import math
+import platform
 import runpy
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from aerogan.bench.common import Settings
+from aerogan.bench.common import Settings, rotation_schedule, run_in_turns, share_malloc_arena, spread
 from aerogan.bench.step import check_equivalence
+from aerogan.bench.suite import format_table, run
 
 HEADLINES = ("step_overhead_ratio", "monitoring_overhead_ratio", "predict_throughput_ratio", "predict_peak_memory_ratio")
 
@@ -39,6 +42,14 @@ def _positive_finite(value: object) -> bool:
     return isinstance(value, int | float) and math.isfinite(value) and value > 0
 
 
+def _check_spread(spread: dict, headline: float, blocks: int) -> None:
+    assert set(spread) == {"min", "median", "max", "blocks"}
+    assert spread["blocks"] == blocks
+    assert all(_positive_finite(spread[k]) for k in ("min", "median", "max"))
+    assert spread["min"] <= spread["median"] <= spread["max"]
+    assert spread["median"] == headline
+
+
 def test_quick_suite_writes_the_promised_json(quick_results: tuple[dict, dict]) -> None:
     results, data = quick_results
     for key in HEADLINES:
@@ -52,8 +63,22 @@ def test_quick_suite_writes_the_promised_json(quick_results: tuple[dict, dict]) 
     assert set(step["step_times_s"]) == {"plain", "aerogan", "aerogan_tensorboard"}
     assert all(_positive_finite(t) for times in step["step_times_s"].values() for t in times)
     assert all(len(times) == data["step"]["rounds"] * data["step"]["block_steps"] for times in step["step_times_s"].values())
+    # the headlines are medians of per-block paired ratios, reported with their spread and block count
+    _check_spread(data["step_overhead_spread"], data["step_overhead_ratio"], data["step"]["rounds"])
+    _check_spread(step["spread"], step["ratio"], data["step"]["rounds"])
+    assert sorted(step["per_round_ratio"]) == sorted(r["aerogan"] / r["plain"] for r in step["per_round_mean_step_s"])
     mon = data["monitoring"]
-    assert len(mon["epoch_times_s"]["monitors"]) == len(mon["epoch_times_s"]["none"]) == mon["epochs"] >= 2
+    blocks = mon["epochs"] * mon["steps_per_epoch"] // mon["block_steps"]
+    assert mon["epochs"] >= 2 and mon["blocks"] == blocks == len(mon["per_block_ratio"])
+    _check_spread(data["monitoring_overhead_spread"], data["monitoring_overhead_ratio"], blocks)
+    assert len(mon["block_times_s"]["monitors"]) == len(mon["block_times_s"]["none"]) == blocks
+    assert mon["turns"].startswith("ABBAAB")  # the arms took turns AB BA AB ...
+    # the direct cost is timed inside the monitors' hooks; the other arm has only the marks, next to nothing between
+    assert sum(mon["hook_s_per_block"]["monitors"]) > 10 * sum(mon["hook_s_per_block"]["none"]) > 0
+    assert set(mon["direct_ms_per_step"]) == {"GradientNormMonitor", "WeightDriftMonitor", "TopologySnapshot"}
+    assert mon["one_off_hook_s"]["TopologySnapshot.on_train_start"] > 0  # the t = 0 snapshot, outside the blocks
+    table = format_table(results)
+    assert f"over {data['step']['rounds']} blocks" in table and f"over {blocks} blocks" in table
     assert mon["files_written"]["monitors"]["topology_png"] > 0 and mon["files_written"]["none"]["topology_png"] == 0
     assert mon["last_metrics_logged"]["GradientNormMonitor"] > 0 and mon["last_metrics_logged"]["WeightDriftMonitor"] > 0
     assert {c["class_path"].rsplit(".", 1)[-1] for c in mon["callbacks"]} == {
@@ -121,3 +146,129 @@ def test_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: p
         runpy.run_module("aerogan.bench", run_name="__main__")
     assert exc.value.code == 0
     assert "--device" in capsys.readouterr().out
+
+
+def test_rotation_schedule_balances_places_and_predecessors() -> None:
+    assert rotation_schedule(2, 4) == [0, 1, 1, 0, 0, 1, 1, 0]  # ABBA
+    order = rotation_schedule(3, 6)
+    assert order[:9] == [0, 1, 2, 1, 2, 0, 2, 0, 1]  # ABC BCA CAB
+    rounds = [order[k:k + 3] for k in range(0, len(order), 3)]
+    for arm in range(3):  # every arm takes every place equally often
+        assert sorted(r.index(arm) for r in rounds) == [0, 0, 1, 1, 2, 2]
+    assert all(a != b for a, b in zip(order, order[1:], strict=False))  # every block follows another arm's
+
+
+def test_arms_take_turns_in_schedule_order() -> None:
+    """Threads run their blocks one at a time, in the schedule's order; a finished arm's turns are skipped."""
+    ran: list[int] = []
+
+    def arm(turns: int):
+        def body(baton, me: int) -> None:
+            for _ in range(turns):
+                baton.acquire(me)
+                ran.append(me)
+                baton.release(me)
+        return body
+
+    schedule = rotation_schedule(3, 4)  # four turns each; arm 2 takes only two, then returns
+    baton = run_in_turns([arm(4), arm(4), arm(2)], schedule)
+    expected = [a for k, a in enumerate(schedule) if a != 2 or schedule[:k].count(2) < 2]
+    assert ran == expected == baton.taken
+
+
+def test_run_in_turns_reraises_without_deadlock() -> None:
+    def bad(baton, me: int) -> None:
+        baton.acquire(me)
+        raise RuntimeError("arm failed")
+
+    def good(baton, me: int) -> None:
+        for _ in range(3):
+            baton.acquire(me)
+            baton.release(me)
+
+    with pytest.raises(RuntimeError, match="arm failed"):
+        run_in_turns([bad, good], rotation_schedule(2, 3))
+
+
+def test_spread() -> None:
+    assert spread([1.2, 0.9, 1.0, 1.1]) == {"min": 0.9, "median": 1.05, "max": 1.2, "blocks": 4}
+    empty = spread([])
+    assert empty["blocks"] == 0 and math.isnan(empty["median"])
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert share_malloc_arena() is True
+
+
+def test_hook_clock_times_each_callback_between_marks() -> None:
+    """A callback that sleeps in its hooks is charged at least that time; the one beside it next to nothing."""
+    import time
+
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from aerogan.bench.monitoring import HookClock
+
+    class Sleeper(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            time.sleep(0.01)
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            time.sleep(0.03)
+
+    class Idle(Callback):
+        pass
+
+    position = {"block": 0}
+    clock = HookClock(["Sleeper", "Idle"], lambda: position["block"])
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=3, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=clock.callbacks([Sleeper(), Idle()]))
+    trainer.fit(BoringModel())
+    assert clock.calls[("Sleeper", "on_train_batch_start")] == 6 and clock.calls[("Sleeper", "on_train_epoch_end")] == 2
+    assert clock.total[("Sleeper", "on_train_batch_start")] >= 6 * 0.01
+    assert clock.total[("Sleeper", "on_train_epoch_end")] >= 2 * 0.03
+    assert clock.block_seconds(0, "Sleeper") >= 6 * 0.01 + 2 * 0.03
+    assert clock.block_seconds(0, "Idle") < 0.01  # only the marks' own bookkeeping
+
+
+def test_block_counts_are_honoured() -> None:
+    """Rounds, block sizes and epochs given in the settings are what the benchmarks run and report."""
+    from aerogan.bench.common import DataSource
+    from aerogan.bench.monitoring import run_monitoring_benchmark
+    from aerogan.bench.step import run_step_benchmark
+
+    torch.set_num_threads(1)
+    settings = Settings.for_args("cpu", quick=True, profile=None, step_rounds=3, step_block=2, monitor_epochs=3,
+                                 steps_per_epoch=4, monitor_block=1)
+    source = DataSource(settings.spec, settings.seed)
+    stats = source.statistics()
+    step = run_step_benchmark(settings, source, stats, log=lambda _: None)
+    res = step["formats"]["contiguous"]
+    assert step["blocks"] == len(res["per_round_ratio"]) == res["spread"]["blocks"] == 3
+    assert all(len(t) == 3 * 2 for t in res["step_times_s"].values())
+    # warm-up round + 3 measured rounds of three arms, rotated, then the two fits' clean-up turns
+    assert res["turns"] == [["plain", "aerogan", "aerogan_tensorboard"][a] for a in rotation_schedule(3, 4)] + [
+        "aerogan", "aerogan_tensorboard"]
+    mon = run_monitoring_benchmark(settings, source, stats, log=lambda _: None)
+    assert mon["blocks"] == mon["spread"]["blocks"] == len(mon["per_block_ratio"]) == 3 * 4  # epochs 1-3, 1 step each
+    assert mon["warmup_blocks"] == 4 and mon["turns"] == "ABBA" * 8  # 16 blocks of each arm
+    assert mon["spread"]["min"] <= mon["ratio"] <= mon["spread"]["max"]
+
+
+def test_product_benchmark_reports_memory_and_throughput_against_size(tmp_path: Path) -> None:
+    """``--only product --quick``: T2 + S6 products at 1x and 4x the area, each in its own process."""
+    from aerogan.bench.product import mirrored_mosaic
+
+    a = np.arange(2 * 3 * 4).reshape(2, 3, 4)
+    m = mirrored_mosaic(a, 2)
+    assert m.shape == (2, 6, 8)
+    np.testing.assert_array_equal(m[:, 3:, :4], a[:, ::-1])  # continuous across the seam
+    np.testing.assert_array_equal(m[:, :3, 4:], a[:, :, ::-1])
+    out = tmp_path / "p.json"
+    r = run(["--quick", "--only", "product", "--out", str(out)])
+    pr = r["product"]
+    assert list(pr["sizes"]) == ["1x", "4x"] and pr["sizes"]["4x"]["output"] == "192 x 192 x 12"
+    for row in pr["sizes"].values():
+        assert row["peak_rss_mb"] > row["baseline_rss_mb"] > 0 and 0 < row["throughput_ratio"] <= 1.5
+        assert row["tiles"]["T2"] > 0 and row["tiles"]["S6"] > 0 and row["raw_forward_seconds"] > 0
+    assert r["product_peak_rss_ratio"] == pr["peak_rss_ratio"] and r["target_met"]["product_peak_rss_ratio"] is not None
+    assert "5. whole products" in format_table(r)

@@ -8,10 +8,12 @@ measure the code users run, with the data already in memory.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import platform
 import statistics
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +28,8 @@ from torch import Tensor
 __all__ = [
     "PROFILES",
     "BatchList",
+    "Baton",
+    "BlockTurns",
     "DataSource",
     "ModelSpec",
     "Settings",
@@ -38,6 +42,10 @@ __all__ = [
     "median",
     "optimizer_factories",
     "quiet",
+    "rotation_schedule",
+    "run_in_turns",
+    "share_malloc_arena",
+    "spread",
     "synchronizer",
     "timers",
     "to_memory_format",
@@ -101,14 +109,19 @@ class Settings:
     profile: str = "quickstart"
     seed: int = 0
     only: tuple[str, ...] = ("step", "monitoring", "predict", "scaling")
-    # 1. training-step overhead: rounds of alternating blocks (plain, aerogan, aerogan + TensorBoard)
-    step_rounds: int = 6
-    step_block: int = 12
-    step_block_warmup: int = 2
-    # 2. monitoring overhead: two fits (with / without the monitors) taking turns epoch by epoch, each of
-    #    1 + `monitor_epochs` epochs of `steps_per_epoch` batches (the first epoch is dropped)
+    # 1. training-step overhead: plain loop, aerogan, aerogan + TensorBoard, each in its own thread, taking turns
+    #    every `step_block` steps (ABC BCA CAB ...; 10 steps = log_every_n_steps: each TensorBoard block holds one
+    #    logger write); `step_warmup_rounds` rounds first, dropped; the headline is the median over the
+    #    `step_rounds` measured rounds of the paired ratio (aerogan block / plain block of the same round)
+    step_rounds: int = 16
+    step_block: int = 10
+    step_warmup_rounds: int = 1
+    # 2. monitoring overhead: two fits (with / without the monitors) taking turns every `monitor_block` steps
+    #    (AB BA ...), each of 1 + `monitor_epochs` epochs of `steps_per_epoch` batches; the blocks of epoch 0 are
+    #    dropped; the headline is the median over the measured blocks of the paired ratio (see bench.monitoring)
     monitor_epochs: int = 20
     steps_per_epoch: int = 32
+    monitor_block: int = 8
     step_cadence_divisor: int = 1
     epoch_cadence_divisor: int = 1
     # 3. scene prediction
@@ -145,13 +158,13 @@ class Settings:
         profile = profile or ("gpu" if cuda else "quickstart")
         s = cls(device=device, quick=quick, profile=profile, spec=PROFILES[profile])
         if cuda:
-            s = replace(s, precision="bf16-mixed", memory_formats=("contiguous", "channels_last"), step_rounds=3,
-                        step_block=16, batch_sizes=(8, 16, 32), patch_sizes=(64, 128, 192), val_samples=(16, 32, 64),
+            s = replace(s, precision="bf16-mixed", memory_formats=("contiguous", "channels_last"), step_rounds=8,
+                        step_block=10, batch_sizes=(8, 16, 32), patch_sizes=(64, 128, 192), val_samples=(16, 32, 64),
                         val_batch=16)
         if quick:
             s = replace(
-                s, spec=PROFILES["tiny"], step_rounds=2, step_block=3, step_block_warmup=1, monitor_epochs=2,
-                steps_per_epoch=4, step_cadence_divisor=12, epoch_cadence_divisor=5,
+                s, spec=PROFILES["tiny"], step_rounds=2, step_block=3, step_warmup_rounds=1, monitor_epochs=2,
+                steps_per_epoch=4, monitor_block=2, step_cadence_divisor=12, epoch_cadence_divisor=5,
                 predict_sizes=(24, 48), predict_rounds=1, tile=16, overlap=4, predict_batch=2, batch_sizes=(2, 4),
                 patch_sizes=(16, 24), val_samples=(4, 8), val_batch=4, scaling_rounds=1, scaling_block=2,
                 equivalence_steps=2,
@@ -193,6 +206,118 @@ def median(values: Sequence[float]) -> float:
 
 def mean(values: Sequence[float]) -> float:
     return float(statistics.fmean(values)) if values else float("nan")
+
+
+def spread(values: Sequence[float]) -> dict[str, float | int]:
+    """``{"min", "median", "max", "blocks"}`` of per-block ratios (NaN for none): how far one block is from the next."""
+    vals = [float(v) for v in values]
+    if not vals:
+        return {"min": float("nan"), "median": float("nan"), "max": float("nan"), "blocks": 0}
+    return {"min": min(vals), "median": median(vals), "max": max(vals), "blocks": len(vals)}
+
+
+def rotation_schedule(arms: int, rounds: int) -> list[int]:
+    """The order of turns of ``arms`` arms over ``rounds`` rounds, rotated by one every round.
+
+    Two arms: AB BA AB ... (ABBA: a steady drift of the machine cancels within every two rounds). Three arms:
+    ABC BCA CAB ...: each arm takes each place in the round equally often and every block follows another
+    arm's block. The latter matters: an arm's first step after another arm ran is slower (its weights and
+    optimizer state are out of the caches: a few ms for these models), and in ABC CBA the middle arm would
+    always pay it while the outer two pay it every other round. Here every arm pays it equally often.
+    """
+    return [(i + r) % arms for r in range(rounds) for i in range(arms)]
+
+
+class Baton:
+    """Whose turn it is among the arms' threads, following a schedule (a list of arm indices).
+
+    ``acquire(me)`` waits until the schedule's current entry is ``me``; ``release(me)`` moves to the next entry.
+    Entries of an arm that ``finish``-ed are skipped; once the schedule is exhausted nobody waits any longer.
+    """
+
+    def __init__(self, schedule: Sequence[int], arms: int) -> None:
+        self.cond = threading.Condition()
+        self.schedule = list(schedule)
+        self.pos = 0
+        self.done = [False] * arms
+        self.taken: list[int] = []  # the turns as they were taken (for tests and the JSON)
+
+    def _skip(self) -> None:
+        while self.pos < len(self.schedule) and self.done[self.schedule[self.pos]]:
+            self.pos += 1
+
+    def _mine(self, me: int) -> bool:
+        return self.pos >= len(self.schedule) or self.schedule[self.pos] == me
+
+    def acquire(self, me: int) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: self._mine(me))
+            self.taken.append(me)
+
+    def release(self, me: int) -> None:
+        with self.cond:
+            if self.pos < len(self.schedule) and self.schedule[self.pos] == me:
+                self.pos += 1
+                self._skip()
+            self.cond.notify_all()
+
+    def finish(self, me: int) -> None:
+        with self.cond:
+            self.done[me] = True
+            if self.pos < len(self.schedule) and self.schedule[self.pos] == me:
+                self.pos += 1
+            self._skip()
+            self.cond.notify_all()
+
+
+def share_malloc_arena() -> bool:
+    """Make new threads allocate from glibc's main arena (``mallopt(M_ARENA_MAX, 1)``); False where unavailable.
+
+    By default glibc gives each new thread its own malloc arena, and the arenas do not behave alike: in an
+    A/A test (three identical plain loops in three threads taking turns) the first arm ran 5-6 % slower than
+    the other two, run after run, which is as large as the overheads measured here. With one arena every arm
+    allocates the way a training run in the main thread does, and the A/A ratios are 1.00 +- 0.01.
+    Set before the benchmark's first thread; threads that already have an arena keep it.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl)
+        return False
+    m_arena_max = -8  # <malloc.h>
+    return bool(mallopt(m_arena_max, 1))
+
+
+def run_in_turns(arms: Sequence[Callable[[Baton, int], None]], schedule: Sequence[int], names: Sequence[str] | None = None) -> Baton:
+    """Run each ``arm(baton, me)`` in its own thread, the threads taking turns by ``schedule``; returns the baton.
+
+    An arm takes its turns with ``baton.acquire(me)`` / ``baton.release(me)``; it is ``finish``-ed when it returns
+    (or raises: the first error is re-raised here once every thread ended). The threads use the calling
+    thread's torch intra-op thread count (OpenMP thread counts are per thread) and glibc's main malloc arena
+    (:func:`share_malloc_arena`).
+    """
+    share_malloc_arena()
+    baton = Baton(schedule, len(arms))
+    threads = torch.get_num_threads()
+    errors: list[BaseException] = []
+
+    def body(me: int) -> None:
+        try:
+            torch.set_num_threads(threads)
+            arms[me](baton, me)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the calling thread
+            errors.append(err)
+        finally:
+            baton.finish(me)
+
+    names = list(names) if names is not None else [str(i) for i in range(len(arms))]
+    workers = [threading.Thread(target=body, args=(i,), name=f"bench-{names[i]}") for i in range(len(arms))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if errors:
+        raise errors[0]
+    return baton
 
 
 def synchronizer(device: str) -> Callable[[], None]:
@@ -306,6 +431,40 @@ class Timer(Callback):
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if not self.first:
             self.val_end = self._now()
+
+
+class BlockTurns(Callback):
+    """First callback of a Lightning arm run by :func:`run_in_turns`: takes turns every ``block`` batches, timing them.
+
+    The arm takes the baton at ``setup``. At every ``block``-th ``on_train_batch_start`` (counted over the
+    whole fit, across epochs) after the first it stamps the end of the block, hands the baton over and, back
+    in turn, stamps the start of the next one; so a block covers everything the fit does from one hand-over
+    to the next (hooks, epoch ends, logger writes, fetching the next batch). ``seen`` counts the batches
+    started so far (``(seen - 1) // block`` is the block the fit is in).
+    """
+
+    def __init__(self, baton: Baton, me: int, block: int, sync: Callable[[], None]) -> None:
+        self.baton, self.me, self.block, self.sync = baton, me, block, sync
+        self.seen = 0
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+
+    def current_block(self) -> int:
+        return max(0, self.seen - 1) // self.block
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self.baton.acquire(self.me)
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if self.seen % self.block == 0:
+            if self.seen:
+                self.sync()
+                self.ends.append(time.perf_counter())
+                self.baton.release(self.me)
+                self.baton.acquire(self.me)
+            self.sync()
+            self.starts.append(time.perf_counter())
+        self.seen += 1
 
 
 def timers(device: str) -> tuple[Timer, Timer]:

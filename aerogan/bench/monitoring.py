@@ -7,21 +7,24 @@ The callbacks and cadences are those ``aerogan fit`` attaches to every run (:dat
 are off in both.
 
 The two arms are two fits of the same model (same init, same in-memory batches) running in two threads
-that take turns epoch by epoch: one trains while the other waits, so both see the same machine
-conditions within seconds of each other, yet each is one uninterrupted fit whose monitors fire at their
-steady-state rate. An epoch is ``steps_per_epoch`` batches (32: the quickstart's 512 samples / batch 16);
-each arm runs ``1 + monitor_epochs`` epochs (20 measured: one cycle of the slowest cadence, topology every 20 epochs),
-the first dropped as warm-up. The cost is periodic, so the figure is the **mean** step time over all
-measured epochs (epoch start to the end of the last ``on_train_epoch_end`` callback, over the steps); the
-one-off costs at train start and end (the t = 0 and final topology snapshots, the final drift table) are
-reported separately and in ``ratio_whole_run``.
+that take turns every ``monitor_block`` (8) steps in ABBA order (monitors, none, none, monitors, ...): one
+trains while the other waits, so both see the same machine conditions within a second or two of each
+other, yet each is one uninterrupted fit whose monitors fire at their steady-state rate. An epoch is
+``steps_per_epoch`` batches (32: the quickstart's 512 samples / batch 16); each arm runs
+``1 + monitor_epochs`` epochs (20 measured: one cycle of the slowest cadence, topology every 20 epochs),
+the blocks of epoch 0 dropped as warm-up. The headline is the median of the per-block paired ratios, each
+with the monitors' own hook time (timed between marks, :class:`HookClock`) spread evenly over the cycle,
+so every periodic cost counts at its average rate while a neighbour's burst in a few blocks is voted down
+(see :func:`run_monitoring_benchmark`). The JSON also breaks the direct cost down per monitor and hook.
+The one-off costs at train start and end (the t = 0 and final topology snapshots, the final drift table
+and loss-term analysis) are reported separately and in ``ratio_whole_run``.
 """
 
 from __future__ import annotations
 
 import importlib
 import tempfile
-import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,10 +33,24 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
-from aerogan.bench.common import DataSource, Settings, build_model, make_batches, median, quiet
+from aerogan.bench.common import (
+    Baton,
+    BlockTurns,
+    DataSource,
+    Settings,
+    build_model,
+    make_batches,
+    mean,
+    median,
+    quiet,
+    rotation_schedule,
+    run_in_turns,
+    spread,
+    synchronizer,
+)
 from aerogan.bench.fit import fit_block
 
-__all__ = ["monitoring_callbacks", "monitoring_specs", "run_monitoring_benchmark"]
+__all__ = ["HookClock", "monitoring_callbacks", "monitoring_specs", "run_monitoring_benchmark"]
 
 def monitoring_specs() -> list[dict[str, Any]]:
     """``class_path`` / ``init_args`` of the three monitors as ``aerogan fit`` attaches them to every run.
@@ -85,131 +102,200 @@ def _written(folder: Path) -> dict[str, int]:
     return out
 
 
-class _Baton:
-    """Whose turn it is among the arms' threads; an arm that finished never holds it up again."""
-
-    def __init__(self, arms: int) -> None:
-        self.cond = threading.Condition()
-        self.turn = 0
-        self.done = [False] * arms
-
-    def _next(self, me: int) -> int:
-        n = len(self.done)
-        return next(((me + k) % n for k in range(1, n + 1) if not self.done[(me + k) % n]), me)
-
-    def acquire(self, me: int) -> None:
-        with self.cond:
-            self.cond.wait_for(lambda: self.turn == me)
-
-    def release(self, me: int) -> None:
-        with self.cond:
-            self.turn = self._next(me)
-            self.cond.notify_all()
-
-    def finish(self, me: int) -> None:
-        with self.cond:
-            self.done[me] = True
-            self.turn = self._next(me)
-            self.cond.notify_all()
+#: Hooks the clock times (every training-time hook a callback can act in); outside epochs: one-offs.
+CLOCKED_HOOKS = ("on_fit_start", "on_train_start", "on_train_epoch_start", "on_train_batch_start", "on_before_backward",
+                 "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad", "on_train_batch_end",
+                 "on_train_epoch_end", "on_train_end", "on_fit_end")
+ONE_OFF_HOOKS = frozenset({"on_fit_start", "on_train_start", "on_train_end", "on_fit_end"})
 
 
-class _Turns(Callback):
-    """First callback of an arm: takes the baton at ``setup`` and hands it over at every later epoch start."""
+class HookClock:
+    """Time spent in each callback's hooks, measured by marks put between the callbacks.
 
-    def __init__(self, baton: _Baton, me: int) -> None:
-        self.baton, self.me, self.started = baton, me, False
+    ``callbacks(cbs)`` returns ``[mark 0, cb 0, mark 1, cb 1, ..., mark n]``; Lightning calls a hook on the
+    callbacks in list order, so the time from mark ``i`` to mark ``i + 1`` within one hook call is callback
+    ``i``'s own time in that hook (its direct cost). Totals are kept per (callback, hook) and, for the hooks
+    of the training loop (not the one-offs at fit and train start and end), per block (``position()``: the
+    block the fit is in). Both arms carry the marks, so their few microseconds per hook cancel.
 
-    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        self.baton.acquire(self.me)
+    ``clock`` is the time source: ``time.thread_time`` (this thread's CPU time) on the CPU, where the
+    monitors' work runs in the calling thread, so a neighbour's burst that preempts a rare, long hook (the
+    topology snapshot: one call per 20 epochs) does not inflate its cost; ``time.perf_counter`` (wall time)
+    on a GPU, whose work the thread may wait for without spending CPU time.
+    """
 
-    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        if self.started:
-            self.baton.release(self.me)
-            self.baton.acquire(self.me)
-        self.started = True
+    def __init__(self, names: list[str], position: Callable[[], int],
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.names = names
+        self.position = position
+        self.clock = clock
+        self.total: dict[tuple[str, str], float] = {}
+        self.calls: dict[tuple[str, str], int] = {}
+        self.per_block: dict[int, dict[str, float]] = {}
+        self._last: dict[str, float] = {}
+
+    def mark(self, i: int, hook: str) -> None:
+        now = self.clock()
+        if i > 0:
+            name = self.names[i - 1]
+            dt = now - self._last[hook]
+            key = (name, hook)
+            self.total[key] = self.total.get(key, 0.0) + dt
+            self.calls[key] = self.calls.get(key, 0) + 1
+            if hook not in ONE_OFF_HOOKS:
+                per = self.per_block.setdefault(self.position(), {})
+                per[name] = per.get(name, 0.0) + dt
+        self._last[hook] = self.clock() if i > 0 else now
+
+    def callbacks(self, cbs: list[Callback | None]) -> list[Callback]:
+        """``[mark 0, cb 0, mark 1, ...]``; a ``None`` entry leaves just its mark (the other arm's marks, without
+        the callback, so both arms carry the same instrumentation)."""
+        out: list[Callback] = [_Mark(self, 0)]
+        for i, cb in enumerate(cbs):
+            out += [cb, _Mark(self, i + 1)] if cb is not None else [_Mark(self, i + 1)]
+        return out
+
+    def block_seconds(self, block: int, name: str | None = None) -> float:
+        per = self.per_block.get(block, {})
+        return sum(per.values()) if name is None else per.get(name, 0.0)
+
+
+class _Mark(Callback):
+    def __init__(self, clock: HookClock, index: int) -> None:
+        self.clock, self.index = clock, index
+
+
+def _marker(hook: str) -> Callable[..., None]:
+    def fn(self: _Mark, trainer: Any, *args: Any, **kwargs: Any) -> None:
+        self.clock.mark(self.index, hook)
+    fn.__name__ = hook
+    return fn
+
+
+for _hook in CLOCKED_HOOKS:
+    setattr(_Mark, _hook, _marker(_hook))
 
 
 def run_monitoring_benchmark(settings: Settings, source: DataSource, stats: dict[str, Tensor],
                              log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Both arms train at once in two threads that take turns epoch by epoch (one runs, the other waits).
+    """Both arms train at once in two threads taking turns every ``monitor_block`` steps (AB BA ...: one runs,
+    the other waits).
 
-    Alternating whole fits of ~10 epochs each was at the mercy of the neighbours' load changing between
-    fits; epoch-by-epoch turns (a few seconds each) compare the arms under the same conditions, while each
-    arm is still one uninterrupted fit whose cadences run at their steady-state rate. Epoch 0 of each arm
-    (warm-up) is dropped; each epoch is timed from its start (after the turn is taken) to the end of the
-    last ``on_train_epoch_end`` callback.
+    A block is ``monitor_block`` steps of each arm (the blocks of epoch 0, the warm-up, dropped), timed from
+    taking the turn to handing it over (:class:`~aerogan.bench.common.BlockTurns`). The monitors' cost comes in
+    two kinds: their **direct** cost, the time spent inside their hooks (timed by :class:`HookClock`; periodic:
+    gradient norms every 25 batches, loss terms every 100, drift every 50, the drift table every 5 epochs, the
+    topology snapshot every 20), and whatever else they slow down (**indirect**). A plain
+    per-block ratio's median would drop the rare expensive blocks (it sees the topology snapshot as an
+    outlier) and a mean is at the mercy of one neighbour's burst, so each block's paired ratio replaces the
+    arm's own hook time in that block by its average over all measured blocks (``monitor_epochs`` = 20 is
+    one full cycle of every cadence): ``(t_mon - h_mon + mean h_mon) / (t_none - h_none + mean h_none)``. The
+    headline is the median of those per-block ratios: every periodic cost counted at its average rate,
+    machine noise outside the hooks voted down by the median.
     """
     fmt = settings.memory_formats[0]
-    batches = make_batches(source, settings.steps_per_epoch, settings, memory_format=fmt)
-    epochs = settings.monitor_epochs
+    spe, epochs = settings.steps_per_epoch, settings.monitor_epochs
+    block = max(1, min(settings.monitor_block, spe))
+    batches = make_batches(source, spe, settings, memory_format=fmt)
+    total_blocks = -(-(epochs + 1) * spe // block)  # the last one may be short
+    warm = -(-spe // block)  # the blocks that touch epoch 0
     arms = ("monitors", "none")
     models = {}
     for arm in arms:
         models[arm] = build_model(settings.spec, stats, settings.seed)
         if fmt == "channels_last":
             models[arm] = models[arm].to(memory_format=torch.channels_last)
-    callbacks = {"monitors": monitoring_callbacks(settings.step_cadence_divisor, settings.epoch_cadence_divisor)[0], "none": []}
-    used = monitoring_callbacks(settings.step_cadence_divisor, settings.epoch_cadence_divisor)[1]
-    baton = _Baton(len(arms))
-    threads = torch.get_num_threads()
+    monitors, used = monitoring_callbacks(settings.step_cadence_divisor, settings.epoch_cadence_divisor)
+    # the arm without monitors carries as many marks (HookClock), with nothing between them
+    callbacks: dict[str, list[Callback | None]] = {"monitors": list(monitors), "none": [None] * len(monitors)}
+    sync = synchronizer(settings.device)
+    cpu = not settings.device.startswith("cuda")
+    hook_clock = time.thread_time if cpu else time.perf_counter
+    turns: dict[str, BlockTurns] = {}
+    clocks: dict[str, HookClock] = {}
     timed: dict[str, tuple[Any, Any]] = {}
     written: dict[str, dict[str, int]] = {}
-    errors: list[BaseException] = []
 
-    def arm_thread(me: int, arm: str) -> None:
-        try:
-            torch.set_num_threads(threads)  # OpenMP thread counts are per thread
+    def arm_body(arm: str) -> Callable[[Baton, int], None]:
+        def body(baton: Baton, me: int) -> None:
+            turns[arm] = BlockTurns(baton, me, block, sync)
+            clocks[arm] = HookClock([type(cb).__name__ if cb is not None else "-" for cb in callbacks[arm]],
+                                    turns[arm].current_block, hook_clock)
             with tempfile.TemporaryDirectory() as tmp:
-                timed[arm] = fit_block(models[arm], batches, settings, max_epochs=epochs + 1, lead=[_Turns(baton, me)],
-                                       callbacks=callbacks[arm], tensorboard=True, root=tmp, silence=False)
+                timed[arm] = fit_block(models[arm], batches, settings, max_epochs=epochs + 1, lead=[turns[arm]],
+                                       callbacks=clocks[arm].callbacks(callbacks[arm]), tensorboard=True, root=tmp,
+                                       silence=False)
                 written[arm] = _written(Path(tmp))
-        except BaseException as err:  # noqa: BLE001 - re-raised in the calling thread
-            errors.append(err)
-        finally:
-            baton.finish(me)
+        return body
 
     with quiet():
-        workers = [threading.Thread(target=arm_thread, args=(i, arm), name=f"bench-{arm}") for i, arm in enumerate(arms)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-    if errors:
-        raise errors[0]
-    per_epoch: dict[str, list[float]] = {}
+        baton = run_in_turns([arm_body(a) for a in arms], rotation_schedule(len(arms), total_blocks), arms)
+    turn_log = "".join("AB"[i] for i in baton.taken)  # A = monitors, B = none
+    block_s: dict[str, list[float]] = {}
+    hooks: dict[str, list[float]] = {}
     one_off: dict[str, float] = {}
     for arm in arms:
         first, last = timed[arm]
-        per_epoch[arm] = [e - s for s, e in zip(first.epoch_starts, last.epoch_ends, strict=True)][1:]
-        one_off[arm] = (first.epoch_starts[0] - first.train_start) + (last.train_end - last.epoch_ends[-1])
-    t0 = min(timed[a][0].train_start for a in arms)
-    starts = {a: [round(t - t0, 3) for t in timed[a][0].epoch_starts] for a in arms}
-    ends = {a: [round(t - t0, 3) for t in timed[a][1].epoch_ends] for a in arms}
-    spe = settings.steps_per_epoch
-    steps = epochs * spe
-    mean_step = {a: sum(per_epoch[a]) / steps for a in arms}
-    whole = {a: (sum(per_epoch[a]) + one_off[a]) / steps for a in arms}
-    ratios = [m / n for m, n in zip(per_epoch["monitors"], per_epoch["none"], strict=True)]
-    log(f"  monitoring: {epochs} epochs x {spe} steps per arm, epochs taking turns: mean step "
-        f"{mean_step['none'] * 1e3:.1f} ms without, {mean_step['monitors'] * 1e3:.1f} ms with the monitors")
-    return {
-        "ratio": mean_step["monitors"] / mean_step["none"],
+        # the last block ends with the last epoch (its on_train_epoch_end callbacks), before the one-offs of train end
+        ends = [*turns[arm].ends, last.epoch_ends[-1]]
+        block_s[arm] = [e - s for s, e in zip(turns[arm].starts, ends, strict=True)][warm:]
+        hooks[arm] = [clocks[arm].block_seconds(k) for k in range(warm, total_blocks)]
+        one_off[arm] = (turns[arm].starts[0] - first.train_start) + (last.train_end - last.epoch_ends[-1])
+    steps = (epochs + 1) * spe - warm * block  # the measured steps of each arm
+    mean_step = {a: sum(block_s[a]) / steps for a in arms}
+    whole = {a: (sum(block_s[a]) + one_off[a]) / steps for a in arms}
+    mean_hook = {a: mean(hooks[a]) for a in arms}
+    # each block with the arm's own hook time replaced by its average over the cycle
+    levelled = {a: [t - h + mean_hook[a] for t, h in zip(block_s[a], hooks[a], strict=True)] for a in arms}
+    ratios = [m / n for m, n in zip(levelled["monitors"], levelled["none"], strict=True)]
+    raw = [m / n for m, n in zip(block_s["monitors"], block_s["none"], strict=True)]
+    outside = [(m - hm) / (n - hn) for m, hm, n, hn in zip(block_s["monitors"], hooks["monitors"], block_s["none"],
+                                                           hooks["none"], strict=True)]
+    base_block = median(levelled["none"])
+    clock = clocks["monitors"]
+    measured = len(ratios)
+    per_cb = {name: mean([clock.block_seconds(k, name) for k in range(warm, total_blocks)]) for name in clock.names}
+    res = {
+        "ratio": median(ratios),
+        "spread": spread(ratios),
+        "blocks": measured,
+        "block_steps": block,
+        "warmup_blocks": warm,
+        "per_block_ratio": ratios,
+        # the parts: time inside the monitors' hooks (at its cycle average) and the median paired ratio of the rest
+        "ratio_direct": 1 + (mean_hook["monitors"] - mean_hook["none"]) / base_block,
+        "ratio_indirect": median(outside),
+        "direct_ms_per_step": {name: 1e3 * t / block for name, t in per_cb.items()},
+        "direct_share_of_step": {name: t / base_block for name, t in per_cb.items()},
+        "direct_s_by_hook_whole_run": {n: {h: t for (n2, h), t in sorted(clock.total.items())
+                                           if n2 == n and h not in ONE_OFF_HOOKS} for n in clock.names},
+        "hook_calls_whole_run": {f"{n}.{h}": c for (n, h), c in sorted(clock.calls.items())},
+        "one_off_hook_s": {f"{n}.{h}": t for (n, h), t in sorted(clock.total.items()) if h in ONE_OFF_HOOKS},
+        "hook_s_per_block": hooks,
+        "hook_clock": "thread CPU time (time.thread_time)" if cpu else "wall time (time.perf_counter)",
+        "block_times_s": block_s,
+        # unlevelled figures: the raw per-block paired ratio, and the mean step ratio over all measured blocks
+        "raw_per_block_ratio": raw,
+        "raw_spread": spread(raw),
+        "ratio_mean": mean_step["monitors"] / mean_step["none"],
         "ratio_whole_run": whole["monitors"] / whole["none"],
         "mean_step_s": mean_step,
         "mean_step_whole_run_s": whole,
         "one_off_s": one_off,
-        "per_epoch_ratio": ratios,
-        "median_per_epoch_ratio": median(ratios),
-        "epoch_times_s": per_epoch,
-        "epoch_start_end_s": {a: list(zip(starts[a], ends[a], strict=True)) for a in arms},
         "files_written": written,
-        "last_metrics_logged": {type(cb).__name__: len(getattr(cb, "last_metrics", {}) or {}) for cb in callbacks["monitors"]},
+        "last_metrics_logged": {type(cb).__name__: len(getattr(cb, "last_metrics", {}) or {}) for cb in monitors},
         "epochs": epochs,
         "steps_per_epoch": spe,
         "steps_per_arm": steps,
+        "turns": turn_log,
         "callbacks": used,
         "cadence_divisors": {"steps": settings.step_cadence_divisor, "epochs": settings.epoch_cadence_divisor},
         "memory_format": fmt,
         "logging": "TensorBoardLogger in both arms, log_every_n_steps from configs/trainer/default.yaml",
-        "method": "two fits in two threads taking turns epoch by epoch; epoch 0 of each dropped",
+        "method": f"two fits in two threads taking turns every {block} steps (AB BA ...); epoch 0 dropped; per-block "
+                  "paired ratio with each arm's hook time levelled to its cycle average; median over blocks",
     }
+    log(f"  monitoring: {epochs} epochs x {spe} steps per arm, {measured} blocks of {block}: x{res['ratio']:.3f} (min "
+        f"{res['spread']['min']:.3f}, max {res['spread']['max']:.3f}); inside the monitors' hooks x{res['ratio_direct']:.3f}, "
+        f"rest x{res['ratio_indirect']:.3f}; " + ", ".join(f"{n} {v:.2f} ms/step" for n, v in res["direct_ms_per_step"].items()))
+    return res

@@ -18,7 +18,7 @@ from aerogan.bench.common import DataSource, Settings, machine_info
 
 __all__ = ["BENCHMARKS", "TARGETS", "build_parser", "format_table", "main", "run", "run_suite"]
 
-BENCHMARKS = ("step", "monitoring", "predict", "scaling")
+BENCHMARKS = ("step", "monitoring", "predict", "scaling", "product")
 
 #: Headline ratios and their targets: (key, comparison, value).
 TARGETS = {
@@ -26,6 +26,8 @@ TARGETS = {
     "monitoring_overhead_ratio": ("<=", 1.05),
     "predict_throughput_ratio": (">=", 0.85),
     "predict_peak_memory_ratio": ("~=", 1.0),
+    "product_peak_rss_ratio": ("<=", 1.10),
+    "product_throughput_ratio": (">=", 0.9),
 }
 
 
@@ -45,10 +47,12 @@ def build_parser(device_default: str = "cpu", out_default: str = "results.json")
     ap.add_argument("--precision", choices=["32-true", "bf16-mixed"], help="default: 32-true on cpu, bf16-mixed on cuda")
     ap.add_argument("--memory-format", choices=["contiguous", "channels_last", "both"],
                     help="default: contiguous on cpu, both on cuda (the faster one gives the headline)")
-    ap.add_argument("--rounds", type=int, help="rounds of alternating blocks of the step benchmark")
+    ap.add_argument("--rounds", type=int, help="measured rounds (blocks) of the step benchmark")
     ap.add_argument("--tile", type=int, help="prediction tile (LR px)")
     ap.add_argument("--overlap", type=int, help="prediction overlap (LR px)")
     ap.add_argument("--predict-sizes", type=int, nargs=2, metavar=("SMALL", "LARGE"), help="LR scene sides for the memory ratio")
+    ap.add_argument("--product-sources", nargs=3, metavar=("R10", "R20", "R60"),
+                    help="10, 20 and 60 m group rasters to mosaic for the product benchmark (default: a synthetic product)")
     ap.add_argument("--seed", type=int, default=0)
     return ap
 
@@ -58,7 +62,7 @@ def settings_from_args(args: argparse.Namespace, gpu: bool = False) -> Settings:
     return Settings.for_args(
         args.device, args.quick, args.profile, gpu=gpu, precision=args.precision, seed=args.seed,
         memory_formats=fmt[args.memory_format] if args.memory_format else None,
-        only=tuple(args.only) if args.only else None, step_rounds=args.rounds, tile=args.tile, overlap=args.overlap,
+        only=tuple(args.only) if args.only else (("step", "monitoring", "predict", "scaling", "product") if gpu else None), step_rounds=args.rounds, tile=args.tile, overlap=args.overlap,
         predict_sizes=tuple(args.predict_sizes) if args.predict_sizes else None,
     )
 
@@ -71,9 +75,9 @@ def _apply_threads(settings: Settings, threads: int | None) -> None:
     settings.threads = torch.get_num_threads()
 
 
-def run_suite(settings: Settings, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_suite(settings: Settings, log: Callable[[str], None] = print, product_sources: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the selected benchmarks; returns the result dictionary (what the JSON holds)."""
-    from aerogan.bench import monitoring, predict, scaling, step
+    from aerogan.bench import monitoring, predict, product, scaling, step
 
     if settings.device.startswith("cuda"):
         if not torch.cuda.is_available():
@@ -101,6 +105,7 @@ def run_suite(settings: Settings, log: Callable[[str], None] = print) -> dict[st
         log("[1/4] training-step overhead: alternating blocks")
         results["step"] = step.run_step_benchmark(settings, source, stats, log)
         results["step_overhead_ratio"] = results["step"]["ratio"]
+        results["step_overhead_spread"] = results["step"]["spread"]
         results["step_overhead_ratio_tensorboard"] = results["step"]["ratio_tensorboard"]
         # the later benchmarks run in the faster memory format first (channels_last "where it helps")
         best = results["step"]["headline_format"]
@@ -111,6 +116,7 @@ def run_suite(settings: Settings, log: Callable[[str], None] = print) -> dict[st
         log("[2/4] monitoring overhead")
         results["monitoring"] = monitoring.run_monitoring_benchmark(settings, source, stats, log)
         results["monitoring_overhead_ratio"] = results["monitoring"]["ratio"]
+        results["monitoring_overhead_spread"] = results["monitoring"]["spread"]
         timings["monitoring"] = time.perf_counter() - t0
     if "predict" in settings.only:
         t0 = time.perf_counter()
@@ -124,6 +130,13 @@ def run_suite(settings: Settings, log: Callable[[str], None] = print) -> dict[st
         log("[4/4] scaling")
         results["scaling"] = scaling.run_scaling_benchmark(settings, source, stats, log)
         timings["scaling"] = time.perf_counter() - t0
+    if "product" in settings.only:
+        t0 = time.perf_counter()
+        log("[5/5] whole products (T2 + S6) against size")
+        results["product"] = product.run_product_benchmark(settings, log, product_sources)
+        results["product_peak_rss_ratio"] = results["product"]["peak_rss_ratio"]
+        results["product_throughput_ratio"] = results["product"]["throughput_ratio"]
+        timings["product"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
     results["wall_time_s"] = timings
     results["target_met"] = {k: _meets(k, results.get(k)) for k in TARGETS}
@@ -162,12 +175,13 @@ def format_table(r: dict[str, Any]) -> str:
         lines.append(f"{key:<34}{'-' if v is None else f'{v:.3f}':>10}  {op} {target:<6}{'-' if met is None else ('yes' if met else 'NO'):<5}")
     if r.get("step"):
         st = r["step"]
-        lines += ["", f"1. training step (median per step, {st['rounds']} rounds x {st['block_steps']} steps, "
-                      f"{st['headline_format']})"]
+        lines += ["", f"1. training step (3 arms taking turns every {st['block_steps']} steps, ABC BCA CAB; median of "
+                      f"{st['blocks']} per-round paired ratios after {st['warmup_rounds']} warm-up, {st['headline_format']})"]
         for fmt, fr in st["formats"].items():
-            ms = fr["median_step_s"]
-            lines.append(f"   [{fmt}] plain {_ms(ms['plain'])} | aerogan {_ms(ms['aerogan'])} (x{fr['ratio']:.3f}; "
-                         f"hook window x{fr['ratio_hook_window']:.3f}) | aerogan + TensorBoard {_ms(ms['aerogan_tensorboard'])} "
+            ms, sp = fr["median_step_s"], fr["spread"]
+            lines.append(f"   [{fmt}] plain {_ms(ms['plain'])} | aerogan {_ms(ms['aerogan'])} (x{fr['ratio']:.3f}, min "
+                         f"{sp['min']:.3f} median {sp['median']:.3f} max {sp['max']:.3f} over {sp['blocks']} blocks; hook window "
+                         f"x{fr['ratio_hook_window']:.3f}) | aerogan + TensorBoard {_ms(ms['aerogan_tensorboard'])} "
                          f"(x{fr['ratio_tensorboard']:.3f}; mean per step x{fr['ratio_tensorboard_mean']:.3f})")
         if "channels_last_speedup" in st:
             lines.append("   channels_last speed-up: " + ", ".join(f"{k} x{v:.2f}" for k, v in st["channels_last_speedup"].items()))
@@ -178,11 +192,17 @@ def format_table(r: dict[str, Any]) -> str:
     if r.get("monitoring"):
         mo = r["monitoring"]
         ms = mo["mean_step_s"]
-        lines += ["", f"2. monitoring (mean per step over {mo['epochs']} epochs x {mo['steps_per_epoch']} steps per arm, "
-                      "arms taking turns epoch by epoch)",
-                  f"   none {_ms(ms['none'])} | 3 monitors {_ms(ms['monitors'])} (x{mo['ratio']:.3f}; median per-epoch "
-                  f"x{mo['median_per_epoch_ratio']:.3f}); incl. start/end one-offs x{mo['ratio_whole_run']:.3f} "
-                  f"(+{mo['one_off_s']['monitors'] - mo['one_off_s']['none']:.2f} s per fit)"]
+        sp = mo["spread"]
+        lines += ["", f"2. monitoring ({mo['epochs']} epochs x {mo['steps_per_epoch']} steps per arm taking turns every "
+                      f"{mo['block_steps']} steps, AB BA; median of per-block paired ratios, the monitors' hook time at its "
+                      "cycle average)",
+                  f"   none {_ms(ms['none'])} | 3 monitors {_ms(ms['monitors'])} (x{mo['ratio']:.3f}, min {sp['min']:.3f} "
+                  f"median {sp['median']:.3f} max {sp['max']:.3f} over {sp['blocks']} blocks; mean step x{mo['ratio_mean']:.3f}); "
+                  f"incl. start/end one-offs x{mo['ratio_whole_run']:.3f} "
+                  f"(+{mo['one_off_s']['monitors'] - mo['one_off_s']['none']:.2f} s per fit)",
+                  f"   inside the monitors' hooks x{mo['ratio_direct']:.3f} ("
+                  + ", ".join(f"{n} {v:.2f} ms" for n, v in mo["direct_ms_per_step"].items())
+                  + f" per step), the rest x{mo['ratio_indirect']:.3f}"]
         if mo["cadence_divisors"] != {"steps": 1, "epochs": 1}:
             lines.append(f"   cadences divided by {mo['cadence_divisors']}")
     if r.get("predict"):
@@ -218,6 +238,16 @@ def format_table(r: dict[str, Any]) -> str:
         lines.append(f"   linear fits: step = {f['step_vs_batch']['intercept'] * 1e3:.1f} ms + {f['step_vs_batch']['slope'] * 1e3:.2f} ms/sample "
                      f"(R² {f['step_vs_batch']['r2']:.3f}); validation = {f['validation_vs_samples']['intercept'] * 1e3:.1f} ms + "
                      f"{f['validation_vs_samples']['slope'] * 1e3:.2f} ms/sample (R² {f['validation_vs_samples']['r2']:.3f})")
+    if r.get("product"):
+        pr = r["product"]
+        lines += ["", f"5. whole products ({pr['models']}, tile {pr['tile']}, batch {pr['batch_size']}, block {pr['block_width']} px, "
+                      f"{pr['threads']} threads, {pr['precision']}; base {pr['base']})",
+                  f"   {'output':>20} {'seconds':>8} {'s/Mpx':>7} {'raw s/Mpx':>9} {'ratio':>6} {'peak RSS':>9}"]
+        for row in pr["sizes"].values():
+            lines.append(f"   {row['output']:>20} {row['seconds']:>8.1f} {row['s_per_mpx']:>7.2f} {row['raw_s_per_mpx']:>9.2f} "
+                         f"{row['throughput_ratio']:>6.3f} {row['peak_rss_mb']:>5.0f} MiB")
+        lines.append(f"   largest / smallest peak RSS x{pr['peak_rss_ratio']:.3f}; tiles over one whole-scene grid "
+                     + ", ".join(f"{k} " + "/".join(f"{m} {v:.2f}" for m, v in d.items()) for k, d in pr["tiles_over_whole_scene_grid"].items()))
     lines += ["", "wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in r["wall_time_s"].items())]
     return "\n".join(lines)
 
@@ -247,7 +277,7 @@ def run(argv: Sequence[str] | None = None, gpu: bool = False) -> dict[str, Any]:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    results = run_suite(settings, log)
+    results = run_suite(settings, log, args.product_sources)
     given = list(argv) if argv is not None else sys.argv[1:]
     results["command"] = " ".join(["python -m aerogan.bench" + (".gpu" if gpu else ""), *given])
     results["gpu_script"] = gpu
