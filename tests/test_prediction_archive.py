@@ -118,6 +118,8 @@ def test_products_of_every_kind_and_their_names(tmp_path: Path) -> None:
     assert all(os.path.isabs(h) and Path(h).is_file() for h in hrefs)  # relative hrefs resolved to the collection
     with pytest.raises(ValueError, match="a single file is not a product"):
         expand_products([tmp_path / "folder_product" / "S2_10m.tif"], tmp_path / "scratch")
+    with pytest.raises(SystemExit):  # archive options without --out-dir are refused, not ignored
+        main(["--ckpt", "t2.ckpt", "--out", str(tmp_path / "x.tif"), "--devices", "2", str(tmp_path / "folder_product")])
     with pytest.raises(FileNotFoundError, match="no such product"):
         expand_products([tmp_path / "missing"], tmp_path / "scratch")
     (tmp_path / "empty").mkdir()

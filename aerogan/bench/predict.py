@@ -185,7 +185,7 @@ def run_predict_benchmark(settings: Settings, log: Callable[[str], None] = print
         memory = {}
         for label, path in labels.items():
             proc = procs.get(label) or _start_memory_child(settings, stats, path, warm, tmp / f"mem{label}")
-            memory[label] = m = _finish_memory_child(proc)
+            memory[label] = m = finish_child(proc)
             log(f"  predict memory {label} LR: peak RSS +{m['peak_rss_above_baseline_mb']:.1f} MB, "
                 f"tracemalloc peak {m['tracemalloc_peak_mb']:.1f} MB")
     a, b, c = (memory[k] for k in labels)
@@ -222,6 +222,11 @@ def _start_memory_child(settings: Settings, stats: dict[str, Tensor], scene: Pat
         "threads": settings.threads, "scene": str(scene), "warm": str(warm), "folder": str(folder),
         "tile": settings.tile, "overlap": settings.overlap, "batch_size": settings.predict_batch,
     }
+    return start_child("aerogan.bench.predict", cfg, settings)
+
+
+def start_child(module: str, cfg: dict[str, Any], settings: Settings) -> subprocess.Popen[str]:
+    """``python -m module <cfg as JSON>`` in a fresh process (its RSS peak its own), this checkout importable."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
     env["PYTHONWARNINGS"] = "ignore"
@@ -229,14 +234,15 @@ def _start_memory_child(settings: Settings, stats: dict[str, Tensor], scene: Pat
         # a fixed glibc mmap threshold: large blocks go back to the system when freed, so the peak RSS is
         # the peak of what the process holds (with glibc's dynamic threshold it varies by +-25 MB run to run)
         env["MALLOC_MMAP_THRESHOLD_"] = str(settings.malloc_mmap_threshold)
-    return subprocess.Popen([sys.executable, "-m", "aerogan.bench.predict", json.dumps(cfg)], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", module, json.dumps(cfg)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=str(REPO))
 
 
-def _finish_memory_child(proc: subprocess.Popen[str]) -> dict[str, Any]:
+def finish_child(proc: subprocess.Popen[str], what: str = "prediction memory child") -> dict[str, Any]:
+    """The child's last stdout line (its JSON result); a ``RuntimeError`` with its stderr when it failed."""
     stdout, stderr = proc.communicate()
     if proc.returncode:
-        raise RuntimeError(f"prediction memory child failed:\n{stderr[-4000:]}")
+        raise RuntimeError(f"{what} failed:\n{stderr[-4000:]}")
     return json.loads(stdout.strip().splitlines()[-1])
 
 

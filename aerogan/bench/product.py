@@ -22,7 +22,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ import numpy as np
 import torch
 
 from aerogan.bench.common import Settings, autocast, synchronizer
-from aerogan.bench.predict import maxrss_mb, reset_peak_rss, status_mb
+from aerogan.bench.predict import finish_child, maxrss_mb, reset_peak_rss, start_child, status_mb
 
 __all__ = ["GROUPS", "mirrored_mosaic", "run_product_benchmark", "synthetic_product", "write_groups"]
 
@@ -208,23 +207,6 @@ def child(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- the benchmark
-def _start_child(cfg: dict[str, Any], settings: Settings) -> subprocess.Popen[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
-    env["PYTHONWARNINGS"] = "ignore"
-    if settings.malloc_mmap_threshold:
-        env["MALLOC_MMAP_THRESHOLD_"] = str(settings.malloc_mmap_threshold)  # reproducible RSS peaks (see predict)
-    return subprocess.Popen([sys.executable, "-m", "aerogan.bench.product", json.dumps(cfg)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=str(REPO))
-
-
-def _finish_child(proc: subprocess.Popen[str]) -> dict[str, Any]:
-    stdout, stderr = proc.communicate()
-    if proc.returncode:
-        raise RuntimeError(f"product benchmark child failed:\n{stderr[-4000:]}")
-    return json.loads(stdout.strip().splitlines()[-1])
-
-
 def run_product_benchmark(settings: Settings, log: Callable[[str], None] = print,
                           sources: Sequence[str] | None = None) -> dict[str, Any]:
     """Peak RSS and s per output Mpx of a T2 + S6 product at 1x, 4x and 16x the base area (one child per size)."""
@@ -252,7 +234,7 @@ def run_product_benchmark(settings: Settings, log: Callable[[str], None] = print
                    "device": settings.device, "precision": settings.precision, "threads": settings.threads, "seed": settings.seed,
                    "features": features, "blocks": blocks, "tile": tile, "batch_size": settings.predict_batch,
                    "block_width": block_width, "channels_last": channels_last}
-            r = _finish_child(_start_child(cfg, settings))
+            r = finish_child(start_child("aerogan.bench.product", cfg, settings), "product benchmark child")
             mpx = size[0] * size[1] / 1e6
             r.update(area=k * k, output=f"{size[0]} x {size[1]} x 12", s_per_mpx=r["seconds"] / mpx,
                      raw_s_per_mpx=r["raw_forward_seconds"] / mpx)

@@ -867,6 +867,10 @@ def main(argv: Sequence[str] | None = None) -> ProductReport | list[Any]:
           "projection": args.projection, "block_width": args.block_width, "precision": args.precision,
           "channels_last": args.channels_last}
     if args.out is not None:
+        misplaced = [f for f, v in (("--devices", args.devices), ("--num-nodes", args.num_nodes != 1), ("--shard", args.shard),
+                                    ("--force", args.force)) if v]
+        if misplaced:
+            p.error(f"{', '.join(misplaced)} apply to archives: use --out-dir OUT with the products")
         report = super_resolve_product(args.ckpt, args.sources, args.out, device=args.device, **kw)
         print_report(report)
         return report
