@@ -418,10 +418,7 @@ def _archive(args: argparse.Namespace, recipe: SharpenRecipe) -> list[Any]:
 
     records = run_archive(args.sources, args.out_dir, make, tool="aerogan sharpen", models_tag=None, shard=parse_shard(args.shard),
                           force=args.force, progress=not args.no_progress)
-    print_archive(records, args.out_dir)
-    failed = [r.product for r in records if r.status == "failed"]
-    if failed:
-        raise SystemExit(f"aerogan sharpen: {len(failed)} of {len(records)} products failed: {failed} (see {args.out_dir}/products.md)")
+    print_archive(records, args.out_dir, "aerogan sharpen")
     return records
 
 

@@ -105,6 +105,19 @@ def test_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert list(out_dir.iterdir()) == []
 
 
+def _ranks_write_parts(plan, model: SuperResolution, world: int, band_names: list[str] | None = None) -> None:
+    """The multi-GPU path without processes: each rank's strips of ``plan`` predicted and written to its parts."""
+    tiles = PredictTiles(plan, 2)
+    for rank in range(world):
+        run = PredictionRun(plan, world, rank, band_names=band_names)
+        for i in tiles.indices_for(plan.strips_for(world, rank)):
+            item = tiles[i]
+            with torch.no_grad():
+                pred = model.predict_step(item, i).numpy()
+            run.add(item["scene"], item["strip"], item["first"], pred, item["valid"].numpy())
+        run.commit()
+
+
 def test_ranks_write_disjoint_rows_that_assemble_to_the_single_rank_output(tmp_path: Path) -> None:
     """The multi-GPU path without processes: each rank's strips -> parts -> rank zero assembles."""
     tif = write_geotiff(tmp_path / "scene.tif", height=100, width=60, nodata=-1.0, border=2)
@@ -116,16 +129,8 @@ def test_ranks_write_disjoint_rows_that_assemble_to_the_single_rank_output(tmp_p
     with rasterio.open(tmp_path / "one" / "scene_x2.tif") as ds:
         single = ds.read()
     plan.outputs[0].path = tmp_path / "multi" / "scene_x2.tif"
-    tiles = PredictTiles(plan, 2)
     world = 3
-    for rank in range(world):
-        run = PredictionRun(plan, world, rank, band_names=["a", "b", "c"])
-        for i in tiles.indices_for(plan.strips_for(world, rank)):
-            item = tiles[i]
-            with torch.no_grad():
-                y = model.predict_step(item, i).numpy()
-            run.add(item["scene"], item["strip"], item["first"], y, item["valid"].numpy())
-        run.commit()
+    _ranks_write_parts(plan, model, world, ["a", "b", "c"])
     assert len(list((tmp_path / "multi").glob(".*.part.npy"))) == world
     assemble_parts(plan, world, ["a", "b", "c"])
     assert sorted(p.name for p in (tmp_path / "multi").iterdir()) == ["scene_x2.tif"]
@@ -166,16 +171,8 @@ def test_block_columns_equal_whole_width_strips_in_every_sink(tmp_path: Path) ->
     dm = GeoTiffDataModule(paths=[str(tif)], patch_size=16, tile=48, overlap=16, output_dir=str(tmp_path / "multi"),
                            stats_cache_dir=str(tmp_path / "cache"), val_fraction=0.2, test_fraction=0.2, predict_block_width=256)
     plan = dm.prediction_plan()
-    tiles, world = PredictTiles(plan, 2), 3
-    for rank in range(world):
-        run = PredictionRun(plan, world, rank)
-        for i in tiles.indices_for(plan.strips_for(world, rank)):
-            item = tiles[i]
-            with torch.no_grad():
-                pred = model.predict_step(item, i).numpy()
-            run.add(item["scene"], item["strip"], item["first"], pred, item["valid"].numpy())
-        run.commit()
-    assemble_parts(plan, world, None)
+    _ranks_write_parts(plan, model, 3)
+    assemble_parts(plan, 3, None)
     with rasterio.open(tmp_path / "multi" / "scene_x2.tif") as ds:
         z = ds.read()
     assert (nodata == (z == -1.0)).all() and np.abs(x[~nodata] - z[~nodata]).max() <= 1e-4 * np.abs(x[~nodata]).max()

@@ -31,7 +31,8 @@ from typing import Any
 
 from aerogan.tables import write_outputs
 
-__all__ = ["ArchiveRecord", "Product", "expand_products", "output_path", "products_table", "read_table"]
+__all__ = ["ArchiveRecord", "Product", "expand_products", "is_complete", "output_path", "products_table", "read_table",
+           "run_products"]
 
 #: Raster suffixes a product folder's group rasters may have.
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
@@ -155,6 +156,15 @@ def output_path(out_dir: str | os.PathLike, product: Product) -> Path:
     return Path(out_dir) / f"{product.name}_SR.tif"
 
 
+def is_complete(out: Path, models_tag: str | None) -> bool:
+    """Whether ``out`` is a finished output made by these models (``models_tag``: their ``aerogan_models`` tag;
+    None: any finished output counts)."""
+    if not out.is_file():
+        return False
+    tag = made_by(out)
+    return tag is not None and (models_tag is None or tag == models_tag)
+
+
 def made_by(path: Path) -> str | None:
     """The ``aerogan_models`` tag of a finished output (None when absent or unreadable)."""
     import rasterio
@@ -199,17 +209,12 @@ def run_products(
     out_dir: str | os.PathLike,
     make: Make,
     *,
-    models_tag: str | None,
-    force: bool = False,
     progress: bool = True,
     on_record: Callable[[ArchiveRecord], None] | None = None,
 ) -> list[ArchiveRecord]:
-    """Make every product not yet complete in ``out_dir`` with ``make(product, out_path, progress)``.
-
-    ``models_tag``: the ``aerogan_models`` tag the outputs of these models carry (an output made by other models
-    is made again; None: any complete output is kept). ``force``: make every product again. A product that
-    raises is recorded as ``failed`` and the run goes on. Progress bars: the products (overall, with ETA) and the
-    current product's output pixels.
+    """Make every product in ``out_dir`` with ``make(product, out_path, progress)`` (which products are still to be
+    made is the caller's decision: :func:`is_complete`). A product that raises is recorded as ``failed`` and the
+    run goes on. Progress bars: the products (overall, with ETA) and the current product's output pixels.
     """
     from tqdm.auto import tqdm
 
@@ -218,26 +223,22 @@ def run_products(
     try:
         for product in products:
             out = output_path(out_dir, product)
-            tag = made_by(out) if out.is_file() and not force else None
-            if tag is not None and (models_tag is None or tag == models_tag):
-                record = ArchiveRecord(product.name, "skipped", str(out), product.origin, warnings=["output complete"])
-            else:
-                bar = tqdm(total=0, desc=product.name[:40], unit="px", unit_scale=True, leave=False, disable=not progress,
-                           position=1)
+            bar = tqdm(total=0, desc=product.name[:40], unit="px", unit_scale=True, leave=False, disable=not progress,
+                       position=1)
 
-                def advance(done: int, total: int, bar: Any = bar) -> None:
-                    bar.total = total
-                    bar.update(done - bar.n)
+            def advance(done: int, total: int, bar: Any = bar) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
 
-                _remove_stale(out)
-                t0 = time.perf_counter()
-                try:
-                    record = make(product, out, advance)
-                except Exception as err:  # noqa: BLE001 - an archive goes on past a bad product, recording why
-                    record = ArchiveRecord(product.name, "failed", str(out), product.origin,
-                                           seconds=time.perf_counter() - t0, error=f"{type(err).__name__}: {err}")
-                finally:
-                    bar.close()
+            _remove_stale(out)
+            t0 = time.perf_counter()
+            try:
+                record = make(product, out, advance)
+            except Exception as err:  # noqa: BLE001 - an archive goes on past a bad product, recording why
+                record = ArchiveRecord(product.name, "failed", str(out), product.origin,
+                                       seconds=time.perf_counter() - t0, error=f"{type(err).__name__}: {err}")
+            finally:
+                bar.close()
             records.append(record)
             if on_record is not None:
                 on_record(record)

@@ -199,18 +199,24 @@ class PredictionPlan:
 DEFAULT_BLOCK_WIDTH = 2048
 
 
+def column_spans(width: int, count: int, unit: int) -> list[tuple[int, int]]:
+    """``[c0, c1)`` spans of ``count`` columns of about equal width covering ``[0, width)``, their edges on multiples
+    of ``unit`` (fewer columns when ``unit`` is coarse; one when the scene is narrower than ``unit``)."""
+    step = max(unit, -(-width // (count * unit)) * unit)
+    return [(c, min(c + step, width)) for c in range(0, width, step)]
+
+
 def block_columns(width: int, scale: int, block_width: int, overlap: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     """``(window, keep)`` input-column ranges of the block columns of a scene ``width`` input px wide: ``ceil(width
     * scale / block_width)`` columns of about equal width, their kept edges on the output's 256-px tiles, each
     read with a halo of ``overlap // 2`` (>= the receptive radius when the overlap is seamless: the dropped
     margin is ``overlap // 4``); one whole-scene column when the scene is narrower than the block."""
     unit = math.lcm(256, scale) // scale  # input px per output-tile-aligned step
-    n = -(-width * scale // block_width)
-    step = max(unit, -(-width // (n * unit)) * unit)
-    if step >= width:
+    spans = column_spans(width, -(-width * scale // block_width), unit)
+    if len(spans) == 1:
         return [((0, width), (0, width))]
     halo = max(overlap // 2, 1)
-    return [((max(0, c - halo), min(width, c + step + halo)), (c, min(c + step, width))) for c in range(0, width, step)]
+    return [((max(0, c0 - halo), min(width, c1 + halo)), (c0, c1)) for c0, c1 in spans]
 
 
 def make_plan(scenes: Sequence[PredictScene], outputs: Sequence[OutputSpec], scale: int, tile: int, overlap: int,

@@ -68,7 +68,7 @@ from aerogan.prediction.api import _device, load_model, model_scale
 from aerogan.prediction.assembler import SceneAssembler
 from aerogan.prediction.domain_shift import check_scene
 from aerogan.prediction.overlap import seamless_overlap
-from aerogan.prediction.plan import OutputSpec, TileGrid
+from aerogan.prediction.plan import OutputSpec, TileGrid, column_spans
 from aerogan.prediction.sinks import BLOCK_ROWS, GeoTiffSink
 from aerogan.super_resolution import SuperResolution
 from datamodules.band_catalog import (
@@ -505,17 +505,10 @@ def _tiling(task: _Task, tile: int, overlap: int | None) -> None:
 
 def _column_unit(tasks: Sequence[_Task]) -> int:
     """Width of the staged output's tiles: a multiple of 16 (GeoTIFF) and of every scale, near ``BLOCK_ROWS``; block
-    columns are made of whole tiles, so each compressed tile is written once."""
+    columns (:func:`~aerogan.prediction.plan.column_spans`) are made of whole tiles, so each compressed tile is
+    written once."""
     unit = math.lcm(16, *(t.scale for t in tasks))
     return unit * max(1, round(BLOCK_ROWS / unit))
-
-
-def _block_columns(width: int, block: int, unit: int) -> list[tuple[int, int]]:
-    """Output columns ``[c0, c1)`` of the block columns: ``ceil(width / block)`` columns of about equal width, their
-    edges on multiples of ``unit`` (:func:`_column_unit`)."""
-    n = -(-width // block)
-    step = max(unit, -(-width // (n * unit)) * unit)
-    return [(c, min(c + step, width)) for c in range(0, width, step)]
 
 
 def _run_block_column(
@@ -665,28 +658,11 @@ def super_resolve_product(
     """
     t0 = time.perf_counter()
     models = [load_model(m) for m in (list(model) if isinstance(model, list | tuple) else [model])]
-    if not models:
-        raise ValueError("super_resolve_product needs at least one model")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1")
-    tile = DEFAULT_TILE if tile is None else tile
-    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
-        raise ValueError(f"tile={tile!r} must be an integer >= 1 (output px)")
-    if isinstance(block_width, bool) or not isinstance(block_width, int) or block_width < 1:
-        raise ValueError(f"block_width={block_width!r} must be an integer >= 1 (output px)")
     job = ProductJob(models, sources, nodata=nodata, dtype=dtype, tile=tile, overlap=overlap, batch_size=batch_size,
                      device=device, projection=projection, guard=guard, block_width=block_width, precision=precision,
                      channels_last=channels_last)
     try:
-        with atomic_output(out_path) as tmp, job.gdal_env():
-            sink = job.sink(tmp.parent / f"strips_{tmp.name}")
-            try:
-                job.write_columns(sink, range(len(job.columns)), progress)
-                staged = sink.commit()
-            except BaseException:
-                sink.abort()
-                raise
-            job.finish(staged, tmp)
+        job.write(out_path, lambda sink: job.write_columns(sink, range(len(job.columns)), progress))
     finally:
         job.restore()
     return job.report(Path(out_path), time.perf_counter() - t0)
@@ -714,16 +690,25 @@ def models_tag(models: Sequence[SuperResolution], projection: bool | None = None
 
 class ProductJob:
     """One product being made: the models checked against its bands, the output's grid, bands and encoding, the
-    block columns; :meth:`write_columns` makes any subset of them into a sink, :meth:`finish` tags the staged
-    file and writes the COG. :func:`super_resolve_product` makes all columns in one process; the sharded archive
+    block columns; :meth:`write_columns` makes any subset of them into a sink (:meth:`stage`: a staged file),
+    :meth:`write` stages, tags and writes the COG. :func:`super_resolve_product` makes all columns in one process; the sharded archive
     runner (:mod:`aerogan.prediction.shards`) splits one product's columns over several ranks."""
 
     def __init__(self, models: list[SuperResolution], sources: Sequence[str | os.PathLike] | str | os.PathLike, *,
-                 nodata: float | None, dtype: str | np.dtype | None, tile: int, overlap: int | None, batch_size: int,
+                 nodata: float | None, dtype: str | np.dtype | None, tile: int | None, overlap: int | None, batch_size: int,
                  device: str | torch.device | None, projection: bool | None, guard: bool, block_width: int,
                  precision: str = "32-true", channels_last: bool = False) -> None:
         from rasterio.transform import Affine
 
+        if not models:
+            raise ValueError("super_resolve_product needs at least one model")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1")
+        tile = DEFAULT_TILE if tile is None else tile
+        if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
+            raise ValueError(f"tile={tile!r} must be an integer >= 1 (output px)")
+        if isinstance(block_width, bool) or not isinstance(block_width, int) or block_width < 1:
+            raise ValueError(f"block_width={block_width!r} must be an integer >= 1 (output px)")
         if precision not in PRECISIONS:
             raise ValueError(f"precision={precision!r}: expected one of {list(PRECISIONS)}")
 
@@ -773,7 +758,7 @@ class ProductJob:
             self.restore()
             raise
         self.unit = _column_unit(tasks)
-        self.columns = _block_columns(self.width, block_width, self.unit)
+        self.columns = column_spans(self.width, -(-self.width // block_width), self.unit)
 
     def restore(self) -> None:
         """The models' training mode and projection as they were before this product."""
@@ -816,6 +801,21 @@ class ProductJob:
             _run_block_column(self.scene, self.fine, self.tasks, self.devices, self.batch_size, self.columns[i], self.height,
                               self.fine_origin, self.fine_pos, self.task_pos, len(self.names), sink,
                               None if progress is None else advance)
+
+    def stage(self, path: Path, fill: Callable[[GeoTiffSink], None]) -> Path:
+        """A staged GeoTIFF of the whole output at ``path``, filled by ``fill(sink)``; nothing is left on error."""
+        sink = self.sink(path)
+        try:
+            fill(sink)
+            return sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
+
+    def write(self, out_path: str | os.PathLike, fill: Callable[[GeoTiffSink], None]) -> None:
+        """The product COG at ``out_path`` (atomically), from a staged file filled by ``fill(sink)``."""
+        with atomic_output(out_path) as tmp, self.gdal_env():
+            self.finish(self.stage(tmp.parent / f"strips_{tmp.name}", fill), tmp)
 
     def finish(self, staged: Path, out: Path) -> None:
         """Tag the staged GeoTIFF and write it as the COG ``out``."""
@@ -902,7 +902,7 @@ def _archive(args: argparse.Namespace, kw: dict[str, Any]) -> list[Any]:
         return product_record(product, super_resolve_product(models, product.sources, out, device=device, progress=progress, **kw))
 
     def job(product: Any) -> ProductJob:
-        return ProductJob(models, product.sources, device=device, guard=True, **{**kw, "tile": kw["tile"] or DEFAULT_TILE})
+        return ProductJob(models, product.sources, device=device, guard=True, **kw)
 
     def record_of(product: Any, out: Path, job: ProductJob, seconds: float) -> Any:
         return product_record(product, job.report(out, seconds))
@@ -911,20 +911,20 @@ def _archive(args: argparse.Namespace, kw: dict[str, Any]) -> list[Any]:
                           ranks=ranks, split=split_product(job, record_of), shard=shard, force=args.force,
                           progress=not args.no_progress)
     if ranks.rank == 0:
-        print_archive(records, args.out_dir)
-        failed = [r.product for r in records if r.status == "failed"]
-        if failed:
-            raise SystemExit(f"aerogan product: {len(failed)} of {len(records)} products failed: {failed} (see {args.out_dir}/products.md)")
+        print_archive(records, args.out_dir, "aerogan product")
     return records
 
 
-def print_archive(records: Sequence[Any], out_dir: str | os.PathLike) -> None:
-    """One line per product of an archive run, then the counts."""
+def print_archive(records: Sequence[Any], out_dir: str | os.PathLike, tool: str) -> None:
+    """One line per product of an archive run, then the counts; ``SystemExit`` naming the failed products."""
     for r in records:
         extra = r.error if r.status == "failed" else (f"{r.seconds:.1f} s" if r.status == "written" else "")
         print(f"{r.status:8s} {r.product} -> {r.output} {extra}")
     counts = {s: sum(r.status == s for r in records) for s in ("written", "skipped", "failed")}
     print(f"{out_dir}: {counts['written']} written, {counts['skipped']} skipped, {counts['failed']} failed (table: products.csv/json/md)")
+    failed = [r.product for r in records if r.status == "failed"]
+    if failed:
+        raise SystemExit(f"{tool}: {len(failed)} of {len(records)} products failed: {failed} (see {out_dir}/products.md)")
 
 
 def add_projection_argument(parser: argparse.ArgumentParser) -> None:

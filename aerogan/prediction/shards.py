@@ -28,12 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from aerogan.atomic import atomic_output
 from aerogan.prediction.archive import (
     ArchiveRecord,
     Product,
     expand_products,
-    made_by,
+    is_complete,
     merge_records,
     output_path,
     products_table,
@@ -72,9 +71,10 @@ def launch(accelerator: str = "auto", devices: int | str | None = None, num_node
     """One process (no launcher, ``devices`` 1 or None), or Lightning Fabric's DDP world: launched here for
     ``devices > 1``, joined when ``torchrun`` or SLURM started the processes (their world size)."""
     from lightning.fabric import Fabric
+    from lightning.fabric.plugins.environments import SLURMEnvironment
 
     env_world = int(os.environ.get("WORLD_SIZE", "1"))
-    slurm = int(os.environ.get("SLURM_NTASKS", "1")) > 1 and os.environ.get("SLURM_JOB_NAME") not in (None, "bash", "interactive")
+    slurm = SLURMEnvironment.detect() and int(os.environ.get("SLURM_NTASKS", "1")) > 1  # srun started several tasks
     if devices is None and env_world > 1:
         devices = int(os.environ.get("LOCAL_WORLD_SIZE", env_world))
         num_nodes = max(1, env_world // devices)
@@ -129,8 +129,7 @@ def run_archive(
         try:
             products = expand_products(inputs, out / ".items")
             earlier = read_table(out)
-            complete = [not force and output_path(out, p).is_file()
-                        and (models_tag is None or made_by(output_path(out, p)) == models_tag) for p in products]
+            complete = [not force and is_complete(output_path(out, p), models_tag) for p in products]
             plan = ("ok", (products, earlier, complete))
         except Exception as err:  # noqa: BLE001 - every rank must learn it, not hang in the broadcast
             plan = ("error", err)
@@ -152,7 +151,7 @@ def run_archive(
     show = progress and ranks.rank == 0
     mine: list[ArchiveRecord] = []
     if len(todo) >= ranks.world or split is None:
-        mine = run_products(todo[ranks.rank :: ranks.world], out, make, models_tag=None, force=True, progress=show,
+        mine = run_products(todo[ranks.rank :: ranks.world], out, make, progress=show,
                             on_record=table.add_one if table is not None else None)
     elif todo:
         # fewer products than ranks: product i is split over the ranks r with r % len(todo) == i
@@ -206,13 +205,7 @@ def split_product(job_factory: Callable[[Product], Any], record_of: Callable[[Pr
             job = job_factory(product)
             columns = list(range(index, len(job.columns), size))
             with job.gdal_env():
-                sink = job.sink(part)
-                try:
-                    job.write_columns(sink, columns)
-                    sink.commit()
-                except BaseException:
-                    sink.abort()
-                    raise
+                job.stage(part, lambda sink: job.write_columns(sink, columns))
             states = [{k: v.cpu() for k, v in t.consistency.metric_state.items()} for t in job.tasks]
             mine = (product.name, index, str(part), states, "")
         except Exception as err:  # noqa: BLE001 - every rank must reach the gather below
@@ -249,26 +242,20 @@ def _merge_parts(job: Any, parts: Sequence[tuple[Path, list[int]]], out: Path) -
 
     from aerogan.prediction.sinks import BLOCK_ROWS
 
-    with atomic_output(out) as tmp, job.gdal_env():
-        sink = job.sink(tmp.parent / f"strips_{tmp.name}")
-        try:
-            for path, columns in parts:
-                with rasterio.open(path) as src:
-                    nodata = src.nodata
-                    for i in columns:
-                        c0, c1 = job.columns[i]
-                        for r in range(0, job.height, BLOCK_ROWS):
-                            h = min(BLOCK_ROWS, job.height - r)
-                            data = src.read(window=Window(c0, r, c1 - c0, h))
-                            if nodata is None:
-                                valid = np.ones(data.shape[1:], dtype=bool)
-                            elif np.isnan(nodata):
-                                valid = ~np.isnan(data).all(0)
-                            else:
-                                valid = ~(data == nodata).all(0)
-                            sink.write(0, r, data, valid, col0=c0)
-            staged = sink.commit()
-        except BaseException:
-            sink.abort()
-            raise
-        job.finish(staged, tmp)
+    def copy(sink: Any) -> None:
+        for path, columns in parts:
+            with rasterio.open(path) as src:
+                nodata = src.nodata
+                for i in columns:
+                    c0, c1 = job.columns[i]
+                    for r in range(0, job.height, BLOCK_ROWS):
+                        data = src.read(window=Window(c0, r, c1 - c0, min(BLOCK_ROWS, job.height - r)))
+                        if nodata is None:
+                            valid = np.ones(data.shape[1:], dtype=bool)
+                        elif np.isnan(nodata):
+                            valid = ~np.isnan(data).all(0)
+                        else:
+                            valid = ~(data == nodata).all(0)
+                        sink.write(0, r, data, valid, col0=c0)
+
+    job.write(out, copy)
