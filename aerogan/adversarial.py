@@ -463,7 +463,8 @@ class AdversarialRegularization(L.LightningModule):
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         values = {k: v.detach() for k, v in terms.items()}
         if grads:
-            values[f"{network} gradient"] = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+            # one fused kernel for the per-tensor norms (as clip_grad_norm_ does), then their norm
+            values[f"{network} gradient"] = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         nonfinite = torch.stack([~torch.isfinite(v).all() for v in values.values()])
         total = self.trainer.strategy.reduce(nonfinite.sum(), reduce_op="sum")
         if not bool(total):  # the host-device synchronisation

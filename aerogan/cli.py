@@ -29,6 +29,7 @@ import aerogan.nets  # noqa: F401 - registers short class names for configs
 import callbacks  # noqa: F401
 import datamodules  # noqa: F401
 from aerogan.adversarial import AdversarialRegularization
+from aerogan.allocator import reuse_freed_memory
 from callbacks import GradientNormMonitor, TopologySnapshot, WeightDriftMonitor
 from datamodules.contract import SuperResolutionData
 
@@ -143,7 +144,9 @@ TOOLS = {
 
 
 def main() -> None:
-    """Entry point of the ``aerogan`` console script (reads ``sys.argv``)."""
+    """Entry point of the ``aerogan`` console script (reads ``sys.argv``); large CPU tensors reuse freed memory
+    (:func:`aerogan.allocator.reuse_freed_memory`) in every command."""
+    reuse_freed_memory()
     cli_main()
 
 

@@ -423,4 +423,7 @@ def _archive(args: argparse.Namespace, recipe: SharpenRecipe) -> list[Any]:
 
 
 if __name__ == "__main__":
+    from aerogan.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # as the aerogan command runs (torchrun -m / srun python -m launch this module)
     main()

@@ -311,7 +311,7 @@ class GradientNormMonitor(Callback):
         """
         grads = [_dense(p.grad) for p in params]  # type: ignore[arg-type]
         device = grads[0].device
-        norms = torch.stack([_norm(g, self.norm_type).to(device) for g in grads])
+        norms = _norms(grads, self.norm_type, device)
         total = torch.linalg.vector_norm(norms, ord=self.norm_type)
         if count_nonfinite:
             nonfinite = torch.stack([(~torch.isfinite(g)).sum().to(device) for g in grads]).sum().float()
@@ -392,6 +392,14 @@ class GradientNormMonitor(Callback):
 def _dense(grad: Tensor) -> Tensor:
     grad = grad.detach()
     return grad.coalesce().values() if grad.is_sparse else grad
+
+
+def _norms(grads: list[Tensor], p: float, device: torch.device) -> Tensor:
+    """Per-tensor ``p``-norms (float32) on ``device``: one fused ``_foreach_norm`` (as ``clip_grad_norm_`` uses)
+    when every gradient is a float32 tensor there, else one norm per tensor."""
+    if all(g.dtype == torch.float32 and g.device == device and g.layout == torch.strided for g in grads):
+        return torch.stack(torch._foreach_norm(grads, p))
+    return torch.stack([_norm(g, p).to(device) for g in grads])
 
 
 def _norm(t: Tensor, p: float) -> Tensor:

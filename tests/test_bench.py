@@ -268,7 +268,11 @@ def test_product_benchmark_reports_memory_and_throughput_against_size(tmp_path: 
     pr = r["product"]
     assert list(pr["sizes"]) == ["1x", "4x"] and pr["sizes"]["4x"]["output"] == "192 x 192 x 12"
     for row in pr["sizes"].values():
-        assert row["peak_rss_mb"] > row["baseline_rss_mb"] > 0 and 0 < row["throughput_ratio"] <= 1.5
-        assert row["tiles"]["T2"] > 0 and row["tiles"]["S6"] > 0 and row["raw_forward_seconds"] > 0
+        # freed memory is kept (as the aerogan command runs), so the warm-up's peak may already be the product's
+        assert row["peak_rss_mb"] >= row["baseline_rss_mb"] > 0
+        assert row["reuse_freed_memory"] is sys.platform.startswith("linux")
+        # the in-place forward is part of the product's time; the replay is a separate run of the same batches
+        assert 0 < row["forward_seconds"] < row["seconds"] and row["throughput_ratio"] == row["forward_seconds"] / row["seconds"]
+        assert row["tiles"]["T2"] > 0 and row["tiles"]["S6"] > 0 and row["raw_forward_seconds"] > 0 and 0 < row["replayed_ratio"] <= 1.5
     assert r["product_peak_rss_ratio"] == pr["peak_rss_ratio"] and r["target_met"]["product_peak_rss_ratio"] is not None
     assert "5. whole products" in format_table(r)

@@ -249,3 +249,17 @@ def test_ratio_pair_with_extra_terms() -> None:
     generic = monitor.compute_term_gradients(ThreeTerms(), torch.randn(2, 32))
     assert generic["grad_norm/terms/c/total"] == pytest.approx(3 * generic["grad_norm/terms/a/total"])
     assert not any("ratio" in k or "cosine" in k for k in generic)
+
+
+@pytest.mark.parametrize("p", [2.0, 1.0, float("inf"), 3.0])
+def test_fused_norms_equal_one_norm_per_tensor(p: float) -> None:
+    """The fused per-parameter norms (float32 gradients) and the per-tensor path (other dtypes) agree."""
+    from callbacks.gradient_norm import _norm, _norms
+
+    gen = torch.Generator().manual_seed(0)
+    grads = [torch.randn(3, 4, generator=gen), torch.randn(7, generator=gen), 100 * torch.randn(2, 2, 2, generator=gen)]
+    cpu = torch.device("cpu")
+    expected = torch.stack([torch.linalg.vector_norm(g.double(), ord=p).float() for g in grads])
+    torch.testing.assert_close(_norms(grads, p, cpu), expected)
+    mixed = [grads[0].double(), grads[1].bfloat16(), grads[2]]  # not all float32: one norm per tensor
+    torch.testing.assert_close(_norms(mixed, p, cpu), torch.stack([_norm(g, p) for g in mixed]))

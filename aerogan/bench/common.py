@@ -25,6 +25,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
+from aerogan.allocator import freed_memory_reused
+
 __all__ = [
     "PROFILES",
     "BatchList",
@@ -188,6 +190,7 @@ def machine_info(settings: Settings) -> dict[str, Any]:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "device": settings.device,
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "reuse_freed_memory": freed_memory_reused(),
     }
     if settings.device.startswith("cuda") and torch.cuda.is_available():
         dev = torch.device(settings.device)

@@ -225,12 +225,13 @@ def _start_memory_child(settings: Settings, stats: dict[str, Tensor], scene: Pat
     return start_child("aerogan.bench.predict", cfg, settings)
 
 
-def start_child(module: str, cfg: dict[str, Any], settings: Settings) -> subprocess.Popen[str]:
-    """``python -m module <cfg as JSON>`` in a fresh process (its RSS peak its own), this checkout importable."""
+def start_child(module: str, cfg: dict[str, Any], settings: Settings, fixed_mmap_threshold: bool = True) -> subprocess.Popen[str]:
+    """``python -m module <cfg as JSON>`` in a fresh process (its RSS peak its own), this checkout importable; with
+    ``fixed_mmap_threshold`` glibc's mmap threshold is ``settings.malloc_mmap_threshold`` (unless 0)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
     env["PYTHONWARNINGS"] = "ignore"
-    if settings.malloc_mmap_threshold:
+    if fixed_mmap_threshold and settings.malloc_mmap_threshold:
         # a fixed glibc mmap threshold: large blocks go back to the system when freed, so the peak RSS is
         # the peak of what the process holds (with glibc's dynamic threshold it varies by +-25 MB run to run)
         env["MALLOC_MMAP_THRESHOLD_"] = str(settings.malloc_mmap_threshold)

@@ -958,4 +958,7 @@ def print_report(report: ProductReport) -> None:
 
 
 if __name__ == "__main__":
+    from aerogan.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # as the aerogan command runs (torchrun -m / srun python -m launch this module)
     main()
