@@ -8,7 +8,6 @@ measure the code users run, with the data already in memory.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import platform
@@ -25,7 +24,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
-from aerogan.allocator import freed_memory_reused
+from aerogan.allocator import freed_memory_reused, share_malloc_arena
 
 __all__ = [
     "PROFILES",
@@ -114,14 +113,16 @@ class Settings:
     # 1. training-step overhead: plain loop, aerogan, aerogan + TensorBoard, each in its own thread, taking turns
     #    every `step_block` steps (ABC BCA CAB ...; 10 steps = log_every_n_steps: each TensorBoard block holds one
     #    logger write); `step_warmup_rounds` rounds first, dropped; the headline is the median over the
-    #    `step_rounds` measured rounds of the paired ratio (aerogan block / plain block of the same round)
-    step_rounds: int = 16
+    #    `step_rounds` measured rounds of the paired ratio (aerogan block / plain block of the same round); 48 rounds
+    #    on a 2-core CPU: single steps there vary by +-20 %, and 16 rounds left two runs 0.03-0.05 apart
+    step_rounds: int = 48
     step_block: int = 10
     step_warmup_rounds: int = 1
     # 2. monitoring overhead: two fits (with / without the monitors) taking turns every `monitor_block` steps
     #    (AB BA ...), each of 1 + `monitor_epochs` epochs of `steps_per_epoch` batches; the blocks of epoch 0 are
     #    dropped; the headline is the median over the measured blocks of the paired ratio (see bench.monitoring)
-    monitor_epochs: int = 20
+    #    40 epochs (160 blocks) on a 2-core CPU: with 80, two runs read 1.037 and 1.016
+    monitor_epochs: int = 40
     steps_per_epoch: int = 32
     monitor_block: int = 8
     step_cadence_divisor: int = 1
@@ -271,23 +272,6 @@ class Baton:
                 self.pos += 1
             self._skip()
             self.cond.notify_all()
-
-
-def share_malloc_arena() -> bool:
-    """Make new threads allocate from glibc's main arena (``mallopt(M_ARENA_MAX, 1)``); False where unavailable.
-
-    By default glibc gives each new thread its own malloc arena, and the arenas do not behave alike: in an
-    A/A test (three identical plain loops in three threads taking turns) the first arm ran 5-6 % slower than
-    the other two, run after run, which is as large as the overheads measured here. With one arena every arm
-    allocates the way a training run in the main thread does, and the A/A ratios are 1.00 +- 0.01.
-    Set before the benchmark's first thread; threads that already have an arena keep it.
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl)
-        return False
-    m_arena_max = -8  # <malloc.h>
-    return bool(mallopt(m_arena_max, 1))
 
 
 def run_in_turns(arms: Sequence[Callable[[Baton, int], None]], schedule: Sequence[int], names: Sequence[str] | None = None) -> Baton:
