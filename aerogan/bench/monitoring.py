@@ -11,7 +11,7 @@ that take turns every ``monitor_block`` (8) steps in ABBA order (monitors, none,
 trains while the other waits, so both see the same machine conditions within a second or two of each
 other, yet each is one uninterrupted fit whose monitors fire at their steady-state rate. An epoch is
 ``steps_per_epoch`` batches (32: the quickstart's 512 samples / batch 16); each arm runs
-``1 + monitor_epochs`` epochs (20 measured: one cycle of the slowest cadence, topology every 20 epochs),
+``1 + monitor_epochs`` epochs (40 measured: two cycles of the slowest cadence, topology every 20 epochs),
 the blocks of epoch 0 dropped as warm-up. The headline is the median of the per-block paired ratios, each
 with the monitors' own hook time (timed between marks, :class:`HookClock`) spread evenly over the cycle,
 so every periodic cost counts at its average rate while a neighbour's burst in a few blocks is voted down
@@ -188,8 +188,8 @@ def run_monitoring_benchmark(settings: Settings, source: DataSource, stats: dict
     topology snapshot every 20), and whatever else they slow down (**indirect**). A plain
     per-block ratio's median would drop the rare expensive blocks (it sees the topology snapshot as an
     outlier) and a mean is at the mercy of one neighbour's burst, so each block's paired ratio replaces the
-    arm's own hook time in that block by its average over all measured blocks (``monitor_epochs`` = 20 is
-    one full cycle of every cadence): ``(t_mon - h_mon + mean h_mon) / (t_none - h_none + mean h_none)``. The
+    arm's own hook time in that block by its average over all measured blocks (``monitor_epochs`` = 40 is
+    two full cycles of every cadence): ``(t_mon - h_mon + mean h_mon) / (t_none - h_none + mean h_none)``. The
     headline is the median of those per-block ratios: every periodic cost counted at its average rate,
     machine noise outside the hooks voted down by the median.
     """
