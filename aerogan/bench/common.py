@@ -8,16 +8,21 @@ measure the code users run, with the data already in memory.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import platform
+import resource
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,6 +33,7 @@ from aerogan.allocator import freed_memory_reused, share_malloc_arena
 
 __all__ = [
     "PROFILES",
+    "REPO",
     "BatchList",
     "Baton",
     "BlockTurns",
@@ -37,16 +43,21 @@ __all__ = [
     "Timer",
     "autocast",
     "build_model",
+    "finish_child",
     "machine_info",
     "make_batches",
+    "maxrss_mb",
     "mean",
     "median",
     "optimizer_factories",
     "quiet",
+    "reset_peak_rss",
     "rotation_schedule",
     "run_in_turns",
     "share_malloc_arena",
     "spread",
+    "start_child",
+    "status_mb",
     "synchronizer",
     "timers",
     "to_memory_format",
@@ -305,6 +316,58 @@ def run_in_turns(arms: Sequence[Callable[[Baton, int], None]], schedule: Sequenc
     if errors:
         raise errors[0]
     return baton
+
+
+# ---------------------------------------------------------------------------------------------- child processes
+#: The checkout the benchmark children import (so ``python -m aerogan.bench.<module>`` finds this code).
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start_child(module: str, cfg: dict[str, Any], settings: Settings, fixed_mmap_threshold: bool = True) -> subprocess.Popen[str]:
+    """``python -m module <cfg as JSON>`` in a fresh process (its RSS peak its own), this checkout importable; with
+    ``fixed_mmap_threshold`` glibc's mmap threshold is ``settings.malloc_mmap_threshold`` (unless 0)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONWARNINGS"] = "ignore"
+    if fixed_mmap_threshold and settings.malloc_mmap_threshold:
+        # a fixed glibc mmap threshold: large blocks go back to the system when freed, so the peak RSS is
+        # the peak of what the process holds (with glibc's dynamic threshold it varies by +-25 MB run to run)
+        env["MALLOC_MMAP_THRESHOLD_"] = str(settings.malloc_mmap_threshold)
+    return subprocess.Popen([sys.executable, "-m", module, json.dumps(cfg)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=str(REPO))
+
+
+def finish_child(proc: subprocess.Popen[str], what: str = "prediction memory child") -> dict[str, Any]:
+    """The child's last stdout line (its JSON result); a ``RuntimeError`` with its stderr when it failed."""
+    stdout, stderr = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"{what} failed:\n{stderr[-4000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def status_mb(key: str) -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (``VmHWM``) to the current RSS (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2**20)
 
 
 def synchronizer(device: str) -> Callable[[], None]:

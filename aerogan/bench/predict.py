@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -44,14 +42,18 @@ from aerogan.bench.common import (
     Settings,
     autocast,
     build_model,
+    finish_child,
+    maxrss_mb,
     median,
+    reset_peak_rss,
+    start_child,
+    status_mb,
     synchronizer,
     to_memory_format,
 )
 
 __all__ = ["run_predict_benchmark", "scene_stats", "tile_batches", "write_scene"]
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def write_scene(path: Path, array: np.ndarray) -> Path:
@@ -223,53 +225,6 @@ def _start_memory_child(settings: Settings, stats: dict[str, Tensor], scene: Pat
         "tile": settings.tile, "overlap": settings.overlap, "batch_size": settings.predict_batch,
     }
     return start_child("aerogan.bench.predict", cfg, settings)
-
-
-def start_child(module: str, cfg: dict[str, Any], settings: Settings, fixed_mmap_threshold: bool = True) -> subprocess.Popen[str]:
-    """``python -m module <cfg as JSON>`` in a fresh process (its RSS peak its own), this checkout importable; with
-    ``fixed_mmap_threshold`` glibc's mmap threshold is ``settings.malloc_mmap_threshold`` (unless 0)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
-    env["PYTHONWARNINGS"] = "ignore"
-    if fixed_mmap_threshold and settings.malloc_mmap_threshold:
-        # a fixed glibc mmap threshold: large blocks go back to the system when freed, so the peak RSS is
-        # the peak of what the process holds (with glibc's dynamic threshold it varies by +-25 MB run to run)
-        env["MALLOC_MMAP_THRESHOLD_"] = str(settings.malloc_mmap_threshold)
-    return subprocess.Popen([sys.executable, "-m", module, json.dumps(cfg)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=str(REPO))
-
-
-def finish_child(proc: subprocess.Popen[str], what: str = "prediction memory child") -> dict[str, Any]:
-    """The child's last stdout line (its JSON result); a ``RuntimeError`` with its stderr when it failed."""
-    stdout, stderr = proc.communicate()
-    if proc.returncode:
-        raise RuntimeError(f"{what} failed:\n{stderr[-4000:]}")
-    return json.loads(stdout.strip().splitlines()[-1])
-
-
-def status_mb(key: str) -> float | None:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark (``VmHWM``) to the current RSS (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2**20)
 
 
 def child(cfg: dict[str, Any]) -> dict[str, Any]:

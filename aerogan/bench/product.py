@@ -41,12 +41,19 @@ import numpy as np
 import torch
 
 from aerogan.allocator import reuse_freed_memory
-from aerogan.bench.common import Settings, autocast, synchronizer
-from aerogan.bench.predict import finish_child, maxrss_mb, reset_peak_rss, start_child, status_mb
+from aerogan.bench.common import (
+    Settings,
+    autocast,
+    finish_child,
+    maxrss_mb,
+    reset_peak_rss,
+    start_child,
+    status_mb,
+    synchronizer,
+)
 
 __all__ = ["GROUPS", "mirrored_mosaic", "run_product_benchmark", "synthetic_product", "write_groups"]
 
-REPO = Path(__file__).resolve().parents[2]
 #: Sentinel-2 bands per resolution (m), in the order the group rasters hold them.
 GROUPS = {10: ["B02", "B03", "B04", "B08"], 20: ["B05", "B06", "B07", "B8A", "B11", "B12"], 60: ["B01", "B09"]}
 

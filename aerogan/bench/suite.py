@@ -63,7 +63,7 @@ def settings_from_args(args: argparse.Namespace, gpu: bool = False) -> Settings:
     return Settings.for_args(
         args.device, args.quick, args.profile, gpu=gpu, precision=args.precision, seed=args.seed,
         memory_formats=fmt[args.memory_format] if args.memory_format else None,
-        only=tuple(args.only) if args.only else (("step", "monitoring", "predict", "scaling", "product") if gpu else None), step_rounds=args.rounds, tile=args.tile, overlap=args.overlap,
+        only=tuple(args.only) if args.only else (BENCHMARKS if gpu else None), step_rounds=args.rounds, tile=args.tile, overlap=args.overlap,
         predict_sizes=tuple(args.predict_sizes) if args.predict_sizes else None,
     )
 
