@@ -359,15 +359,32 @@ def _save_png(path: str, image: np.ndarray) -> None:
 
 
 def _grid(fig: Any, count: int, images: np.ndarray, titles: list[str], suptitle: str) -> None:
+    """``count`` tiles in a grid of cells, each titled and on its own colour scale (jet), in one axes.
+
+    One axes with an image per tile: a subplot per tile drew the same picture at ~25 ms a tile (1.7 s for 64),
+    most of it axes, ticks and spines nobody looks at; this takes a tenth of that.
+    """
     cols = max(1, math.ceil(math.sqrt(count)))
     rows = max(1, math.ceil(count / cols))
+    ax = fig.add_axes((0.02, 0.02, 0.96, 0.96 - 0.4 / fig.get_figheight()))
+    ax.set_axis_off()
+    cell, gap, title = 1.0, 0.12, 0.22  # cell side, gap between cells and title height, in cell units
     for i in range(count):
-        ax = fig.add_subplot(rows, cols, i + 1)
         img = np.nan_to_num(images[i], nan=0.0, posinf=0.0, neginf=0.0)
-        ax.imshow(img, cmap="jet", aspect="auto" if img.shape[0] == 1 else "equal", interpolation="nearest")
-        ax.set_title(titles[i], fontsize=7)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        r, c = divmod(i, cols)
+        x0, y0 = c * (cell + gap) + gap / 2, r * (cell + gap + title) + title
+        h, w = img.shape
+        if h == 1:  # a strip fills its cell
+            dx, dy = cell, cell
+        else:  # kept square pixels, centred in the cell
+            scale = cell / max(h, w)
+            dx, dy = w * scale, h * scale
+        x, y = x0 + (cell - dx) / 2, y0 + (cell - dy) / 2
+        ax.imshow(img, cmap="jet", interpolation="nearest", extent=(x, x + dx, y + dy, y), aspect="auto")
+        ax.text(x0 + cell / 2, y0 - 0.03, titles[i], fontsize=7, ha="center", va="bottom")
+    ax.set_xlim(0, cols * (cell + gap))
+    ax.set_ylim(rows * (cell + gap + title), 0)
+    ax.set_aspect("equal", anchor="N")  # square cells
     fig.suptitle(suptitle, fontsize=8)
 
 

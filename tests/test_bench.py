@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import math
 import platform
+import random
 import runpy
+import statistics
 import sys
 from pathlib import Path
 
@@ -14,7 +16,15 @@ import numpy as np
 import pytest
 import torch
 
-from aerogan.bench.common import Settings, rotation_schedule, run_in_turns, share_malloc_arena, spread
+from aerogan.bench.common import (
+    Settings,
+    group_sums,
+    median_interval,
+    rotation_schedule,
+    run_in_turns,
+    share_malloc_arena,
+    spread,
+)
 from aerogan.bench.step import check_equivalence
 from aerogan.bench.suite import format_table, run
 
@@ -63,14 +73,31 @@ def test_quick_suite_writes_the_promised_json(quick_results: tuple[dict, dict]) 
     assert set(step["step_times_s"]) == {"plain", "aerogan", "aerogan_tensorboard"}
     assert all(_positive_finite(t) for times in step["step_times_s"].values() for t in times)
     assert all(len(times) == data["step"]["rounds"] * data["step"]["block_steps"] for times in step["step_times_s"].values())
-    # the headlines are medians of per-block paired ratios, reported with their spread and block count
-    _check_spread(data["step_overhead_spread"], data["step_overhead_ratio"], data["step"]["rounds"])
-    _check_spread(step["spread"], step["ratio"], data["step"]["rounds"])
-    assert sorted(step["per_round_ratio"]) == sorted(r["aerogan"] / r["plain"] for r in step["per_round_mean_step_s"])
+    # the step headline is the median of the per-round paired ratios, reported with its spread, round count and the
+    # bootstrap interval of the median; TensorBoard's and the grouped ratio pair groups of rounds
+    rounds = data["step"]["rounds"]
+    _check_spread(data["step_overhead_spread"], data["step_overhead_ratio"], rounds)
+    _check_spread(step["spread"], step["ratio"], rounds)
+    lo, hi = data["step_overhead_ci95"]
+    assert step["spread"]["min"] <= lo <= step["ratio"] <= hi <= step["spread"]["max"]
+    per_round = step["per_round_mean_step_s"]
+    assert step["per_round_ratio"] == [r["aerogan"] / r["plain"] for r in per_round]
+    g = step["rounds_per_group"]
+    groups = data["step"]["groups"]
+    assert groups == rounds // g >= 2
+    assert step["per_group_ratio"] == pytest.approx([
+        sum(r["aerogan"] for r in per_round[k:k + g]) / sum(r["plain"] for r in per_round[k:k + g])
+        for k in range(0, groups * g, g)])
+    assert step["ratio_tensorboard"] == statistics.median(step["per_group_ratio_tensorboard"])
+    assert 0 < step["plain_step_cv"] < 1
     mon = data["monitoring"]
     blocks = mon["epochs"] * mon["steps_per_epoch"] // mon["block_steps"]
-    assert mon["epochs"] >= 2 and mon["blocks"] == blocks == len(mon["per_block_ratio"])
-    _check_spread(data["monitoring_overhead_spread"], data["monitoring_overhead_ratio"], blocks)
+    assert mon["epochs"] >= 2 and mon["blocks"] == blocks
+    groups = blocks // mon["blocks_per_group"]
+    assert mon["groups"] == groups == len(mon["per_group_ratio"]) >= 2
+    _check_spread(data["monitoring_overhead_spread"], data["monitoring_overhead_ratio"], groups)
+    lo, hi = data["monitoring_overhead_ci95"]
+    assert mon["spread"]["min"] <= lo <= mon["ratio"] <= hi <= mon["spread"]["max"]
     assert len(mon["block_times_s"]["monitors"]) == len(mon["block_times_s"]["none"]) == blocks
     assert mon["turns"].startswith("ABBAAB")  # the arms took turns AB BA AB ...
     # the direct cost is timed inside the monitors' hooks; the other arm has only the marks, next to nothing between
@@ -78,7 +105,7 @@ def test_quick_suite_writes_the_promised_json(quick_results: tuple[dict, dict]) 
     assert set(mon["direct_ms_per_step"]) == {"GradientNormMonitor", "WeightDriftMonitor", "TopologySnapshot"}
     assert mon["one_off_hook_s"]["TopologySnapshot.on_train_start"] > 0  # the t = 0 snapshot, outside the blocks
     table = format_table(results)
-    assert f"over {data['step']['rounds']} blocks" in table and f"over {blocks} blocks" in table
+    assert f"over {data['step']['rounds']} rounds" in table and f"over {mon['groups']} groups" in table
     assert mon["files_written"]["monitors"]["topology_png"] > 0 and mon["files_written"]["none"]["topology_png"] == 0
     assert mon["last_metrics_logged"]["GradientNormMonitor"] > 0 and mon["last_metrics_logged"]["WeightDriftMonitor"] > 0
     assert {c["class_path"].rsplit(".", 1)[-1] for c in mon["callbacks"]} == {
@@ -198,6 +225,20 @@ def test_spread() -> None:
         assert share_malloc_arena() is True
 
 
+def test_group_sums_and_the_interval_of_the_median() -> None:
+    assert group_sums([1.0, 2.0, 3.0, 4.0, 5.0], 2) == [3.0, 7.0]  # the incomplete last group is left out
+    assert group_sums([1.0, 2.0], 3) == []
+    rng = random.Random(1)
+    few = [1.02 + rng.gauss(0, 0.05) for _ in range(12)]
+    many = [1.02 + rng.gauss(0, 0.05) for _ in range(400)]
+    lo, hi = median_interval(few)
+    assert lo <= statistics.median(few) <= hi
+    lo2, hi2 = median_interval(many)
+    assert lo2 <= 1.02 <= hi2 and hi2 - lo2 < (hi - lo) / 2  # 33x the data: an interval about 6x narrower
+    assert median_interval(many) == [lo2, hi2]  # seeded: the same interval every time
+    assert all(math.isnan(v) for v in median_interval([1.0]))
+
+
 def test_hook_clock_times_each_callback_between_marks() -> None:
     """A callback that sleeps in its hooks is charged at least that time; the one beside it next to nothing."""
     import time
@@ -237,19 +278,21 @@ def test_block_counts_are_honoured() -> None:
     from aerogan.bench.step import run_step_benchmark
 
     torch.set_num_threads(1)
-    settings = Settings.for_args("cpu", quick=True, profile=None, step_rounds=3, step_block=2, monitor_epochs=3,
-                                 steps_per_epoch=4, monitor_block=1)
+    settings = Settings.for_args("cpu", quick=True, profile=None, step_rounds=6, step_block=2, step_group=2,
+                                 step_warmup_rounds=1, monitor_epochs=3, steps_per_epoch=4, monitor_block=1, monitor_group=3)
     source = DataSource(settings.spec, settings.seed)
     stats = source.statistics()
     step = run_step_benchmark(settings, source, stats, log=lambda _: None)
     res = step["formats"]["contiguous"]
-    assert step["blocks"] == len(res["per_round_ratio"]) == res["spread"]["blocks"] == 3
-    assert all(len(t) == 3 * 2 for t in res["step_times_s"].values())
-    # warm-up round + 3 measured rounds of three arms, rotated, then the two fits' clean-up turns
-    assert res["turns"] == [["plain", "aerogan", "aerogan_tensorboard"][a] for a in rotation_schedule(3, 4)] + [
+    assert step["rounds"] == len(res["per_round_ratio"]) == res["spread"]["blocks"] == 6
+    assert step["groups"] == len(res["per_group_ratio"]) == len(res["per_group_ratio_tensorboard"]) == 3  # in pairs
+    assert all(len(t) == 6 * 2 for t in res["step_times_s"].values())
+    # warm-up round + 6 measured rounds of three arms, rotated, then the two fits' clean-up turns
+    assert res["turns"] == [["plain", "aerogan", "aerogan_tensorboard"][a] for a in rotation_schedule(3, 7)] + [
         "aerogan", "aerogan_tensorboard"]
     mon = run_monitoring_benchmark(settings, source, stats, log=lambda _: None)
-    assert mon["blocks"] == mon["spread"]["blocks"] == len(mon["per_block_ratio"]) == 3 * 4  # epochs 1-3, 1 step each
+    assert mon["blocks"] == 3 * 4  # epochs 1-3, 1 step each
+    assert mon["groups"] == mon["spread"]["blocks"] == len(mon["per_group_ratio"]) == 4  # of 3 blocks each
     assert mon["warmup_blocks"] == 4 and mon["turns"] == "ABBA" * 8  # 16 blocks of each arm
     assert mon["spread"]["min"] <= mon["ratio"] <= mon["spread"]["max"]
 

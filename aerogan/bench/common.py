@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import platform
+import random
 import resource
 import statistics
 import subprocess
@@ -44,11 +45,13 @@ __all__ = [
     "autocast",
     "build_model",
     "finish_child",
+    "group_sums",
     "machine_info",
     "make_batches",
     "maxrss_mb",
     "mean",
     "median",
+    "median_interval",
     "optimizer_factories",
     "quiet",
     "reset_peak_rss",
@@ -122,20 +125,23 @@ class Settings:
     seed: int = 0
     only: tuple[str, ...] = ("step", "monitoring", "predict", "scaling")
     # 1. training-step overhead: plain loop, aerogan, aerogan + TensorBoard, each in its own thread, taking turns
-    #    every `step_block` steps (ABC BCA CAB ...; 10 steps = log_every_n_steps: each TensorBoard block holds one
-    #    logger write); `step_warmup_rounds` rounds first, dropped; the headline is the median over the
-    #    `step_rounds` measured rounds of the paired ratio (aerogan block / plain block of the same round); 48 rounds
-    #    on a 2-core CPU: single steps there vary by +-20 %, and 16 rounds left two runs 0.03-0.05 apart
-    step_rounds: int = 48
-    step_block: int = 10
-    step_warmup_rounds: int = 1
+    #    every `step_block` steps (ABC BCA CAB ...); `step_warmup_rounds` rounds first, dropped; the headline is
+    #    the median over groups of `step_group` consecutive rounds of the paired ratio (aerogan time / plain time of
+    #    the same group; 10 rounds of 1 step = log_every_n_steps: each group holds one TensorBoard write).
+    #    Turns of one step: a busy 2-core host slows steps by up to 40 % in bursts of a few steps, so arms
+    #    alternating every step see the same bursts (2 runs of 48 blocks of 10 steps read 1.042 and 0.998)
+    step_rounds: int = 480
+    step_block: int = 1
+    step_group: int = 10
+    step_warmup_rounds: int = 10
     # 2. monitoring overhead: two fits (with / without the monitors) taking turns every `monitor_block` steps
     #    (AB BA ...), each of 1 + `monitor_epochs` epochs of `steps_per_epoch` batches; the blocks of epoch 0 are
-    #    dropped; the headline is the median over the measured blocks of the paired ratio (see bench.monitoring)
-    #    40 epochs (160 blocks) on a 2-core CPU: with 80, two runs read 1.037 and 1.016
+    #    dropped; the headline is the median over groups of `monitor_group` blocks of the paired ratio (see
+    #    bench.monitoring); 40 epochs = 160 groups of 8 steps
     monitor_epochs: int = 40
     steps_per_epoch: int = 32
-    monitor_block: int = 8
+    monitor_block: int = 1
+    monitor_group: int = 8
     step_cadence_divisor: int = 1
     epoch_cadence_divisor: int = 1
     # 3. scene prediction
@@ -172,13 +178,12 @@ class Settings:
         profile = profile or ("gpu" if cuda else "quickstart")
         s = cls(device=device, quick=quick, profile=profile, spec=PROFILES[profile])
         if cuda:
-            s = replace(s, precision="bf16-mixed", memory_formats=("contiguous", "channels_last"), step_rounds=8,
-                        step_block=10, batch_sizes=(8, 16, 32), patch_sizes=(64, 128, 192), val_samples=(16, 32, 64),
-                        val_batch=16)
+            s = replace(s, precision="bf16-mixed", memory_formats=("contiguous", "channels_last"), step_rounds=80,
+                        batch_sizes=(8, 16, 32), patch_sizes=(64, 128, 192), val_samples=(16, 32, 64), val_batch=16)
         if quick:
             s = replace(
-                s, spec=PROFILES["tiny"], step_rounds=2, step_block=3, step_warmup_rounds=1, monitor_epochs=2,
-                steps_per_epoch=4, monitor_block=2, step_cadence_divisor=12, epoch_cadence_divisor=5,
+                s, spec=PROFILES["tiny"], step_rounds=6, step_group=3, step_warmup_rounds=2, monitor_epochs=2,
+                steps_per_epoch=4, monitor_group=2, step_cadence_divisor=12, epoch_cadence_divisor=5,
                 predict_sizes=(24, 48), predict_rounds=1, tile=16, overlap=4, predict_batch=2, batch_sizes=(2, 4),
                 patch_sizes=(16, 24), val_samples=(4, 8), val_batch=4, scaling_rounds=1, scaling_block=2,
                 equivalence_steps=2,
@@ -229,6 +234,29 @@ def spread(values: Sequence[float]) -> dict[str, float | int]:
     if not vals:
         return {"min": float("nan"), "median": float("nan"), "max": float("nan"), "blocks": 0}
     return {"min": min(vals), "median": median(vals), "max": max(vals), "blocks": len(vals)}
+
+
+def group_sums(values: Sequence[float], group: int) -> list[float]:
+    """Sums of ``group`` consecutive values (a last, incomplete group is left out)."""
+    return [float(sum(values[k:k + group])) for k in range(0, len(values) - group + 1, group)]
+
+
+def median_interval(values: Sequence[float], level: float = 0.95, resamples: int = 2000, seed: int = 0,
+                    run: int = 1) -> list[float]:
+    """Bootstrap interval of the median of ``values`` (``[lo, hi]``; NaNs for fewer than two runs of values).
+
+    What two runs of the same benchmark may differ by: the headlines are medians of paired ratios, so the
+    interval says how far the median moves had other rounds of the same run been drawn. ``run`` > 1 resamples
+    runs of that many consecutive values (a block bootstrap), for values whose neighbours are alike.
+    """
+    vals = [float(v) for v in values]
+    runs = [vals[k:k + run] for k in range(0, len(vals) - run + 1, max(1, run))]
+    if len(runs) < 2:
+        return [float("nan"), float("nan")]
+    rng = random.Random(seed)
+    meds = sorted(statistics.median([v for r in rng.choices(runs, k=len(runs)) for v in r]) for _ in range(resamples))
+    tail = (1 - level) / 2
+    return [meds[int(tail * (resamples - 1))], meds[int(round((1 - tail) * (resamples - 1)))]]
 
 
 def rotation_schedule(arms: int, rounds: int) -> list[int]:

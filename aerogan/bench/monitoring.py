@@ -7,15 +7,16 @@ The callbacks and cadences are those ``aerogan fit`` attaches to every run (:dat
 are off in both.
 
 The two arms are two fits of the same model (same init, same in-memory batches) running in two threads
-that take turns every ``monitor_block`` (8) steps in ABBA order (monitors, none, none, monitors, ...): one
-trains while the other waits, so both see the same machine conditions within a second or two of each
-other, yet each is one uninterrupted fit whose monitors fire at their steady-state rate. An epoch is
+that take turns every ``monitor_block`` (1) step in ABBA order (monitors, none, none, monitors, ...): one
+trains while the other waits, so both see the same machine conditions within a step of each other, yet
+each is one uninterrupted fit whose monitors fire at their steady-state rate. An epoch is
 ``steps_per_epoch`` batches (32: the quickstart's 512 samples / batch 16); each arm runs
 ``1 + monitor_epochs`` epochs (40 measured: two cycles of the slowest cadence, topology every 20 epochs),
-the blocks of epoch 0 dropped as warm-up. The headline is the median of the per-block paired ratios, each
-with the monitors' own hook time (timed between marks, :class:`HookClock`) spread evenly over the cycle,
-so every periodic cost counts at its average rate while a neighbour's burst in a few blocks is voted down
-(see :func:`run_monitoring_benchmark`). The JSON also breaks the direct cost down per monitor and hook.
+the blocks of epoch 0 dropped as warm-up. The headline is the median of the paired ratios of groups of
+``monitor_group`` (8) consecutive blocks, each with the monitors' own hook time (timed between marks,
+:class:`HookClock`) spread evenly over the cycle, so every periodic cost counts at its average rate while a
+neighbour's burst in a few groups is voted down (see :func:`run_monitoring_benchmark`), with its bootstrap
+95 % interval. The JSON also breaks the direct cost down per monitor and hook.
 The one-off costs at train start and end (the t = 0 and final topology snapshots, the final drift table
 and loss-term analysis) are reported separately and in ``ratio_whole_run``.
 """
@@ -39,9 +40,11 @@ from aerogan.bench.common import (
     DataSource,
     Settings,
     build_model,
+    group_sums,
     make_batches,
     mean,
     median,
+    median_interval,
     quiet,
     rotation_schedule,
     run_in_turns,
@@ -182,16 +185,16 @@ def run_monitoring_benchmark(settings: Settings, source: DataSource, stats: dict
     the other waits).
 
     A block is ``monitor_block`` steps of each arm (the blocks of epoch 0, the warm-up, dropped), timed from
-    taking the turn to handing it over (:class:`~aerogan.bench.common.BlockTurns`). The monitors' cost comes in
-    two kinds: their **direct** cost, the time spent inside their hooks (timed by :class:`HookClock`; periodic:
-    gradient norms every 25 batches, loss terms every 100, drift every 50, the drift table every 5 epochs, the
-    topology snapshot every 20), and whatever else they slow down (**indirect**). A plain
-    per-block ratio's median would drop the rare expensive blocks (it sees the topology snapshot as an
-    outlier) and a mean is at the mercy of one neighbour's burst, so each block's paired ratio replaces the
-    arm's own hook time in that block by its average over all measured blocks (``monitor_epochs`` = 40 is
-    two full cycles of every cadence): ``(t_mon - h_mon + mean h_mon) / (t_none - h_none + mean h_none)``. The
-    headline is the median of those per-block ratios: every periodic cost counted at its average rate,
-    machine noise outside the hooks voted down by the median.
+    taking the turn to handing it over (:class:`~aerogan.bench.common.BlockTurns`); a group is ``monitor_group``
+    consecutive blocks of each arm. The monitors' cost comes in two kinds: their **direct** cost, the time spent
+    inside their hooks (timed by :class:`HookClock`; periodic: gradient norms every 25 batches, loss terms every
+    100, drift every 50, the drift table every 5 epochs, the topology snapshot every 20), and whatever else they
+    slow down (**indirect**). A plain per-group ratio's median would drop the rare expensive groups (it sees the
+    topology snapshot as an outlier) and a mean is at the mercy of one neighbour's burst, so each group's paired
+    ratio replaces the arm's own hook time in that group by its average over all measured groups
+    (``monitor_epochs`` = 40 is two full cycles of every cadence): ``(t_mon - h_mon + mean h_mon) / (t_none -
+    h_none + mean h_none)``. The headline is the median of those per-group ratios: every periodic cost counted at
+    its average rate, machine noise outside the hooks voted down by the median.
     """
     fmt = settings.memory_formats[0]
     spe, epochs = settings.steps_per_epoch, settings.monitor_epochs
@@ -244,26 +247,33 @@ def run_monitoring_benchmark(settings: Settings, source: DataSource, stats: dict
     steps = (epochs + 1) * spe - warm * block  # the measured steps of each arm
     mean_step = {a: sum(block_s[a]) / steps for a in arms}
     whole = {a: (sum(block_s[a]) + one_off[a]) / steps for a in arms}
-    mean_hook = {a: mean(hooks[a]) for a in arms}
-    # each block with the arm's own hook time replaced by its average over the cycle
-    levelled = {a: [t - h + mean_hook[a] for t, h in zip(block_s[a], hooks[a], strict=True)] for a in arms}
+    # paired groups of `monitor_group` consecutive blocks (the turns alternate every block, so both arms of a group
+    # met the same machine), each group with the arm's own hook time replaced by its average over the groups
+    group = max(1, min(settings.monitor_group, len(block_s["none"])))
+    t_g = {a: group_sums(block_s[a], group) for a in arms}
+    h_g = {a: group_sums(hooks[a], group) for a in arms}
+    mean_hook = {a: mean(h_g[a]) for a in arms}
+    levelled = {a: [t - h + mean_hook[a] for t, h in zip(t_g[a], h_g[a], strict=True)] for a in arms}
     ratios = [m / n for m, n in zip(levelled["monitors"], levelled["none"], strict=True)]
-    raw = [m / n for m, n in zip(block_s["monitors"], block_s["none"], strict=True)]
-    outside = [(m - hm) / (n - hn) for m, hm, n, hn in zip(block_s["monitors"], hooks["monitors"], block_s["none"],
-                                                           hooks["none"], strict=True)]
-    base_block = median(levelled["none"])
+    raw = [m / n for m, n in zip(t_g["monitors"], t_g["none"], strict=True)]
+    outside = [(m - hm) / (n - hn) for m, hm, n, hn in zip(t_g["monitors"], h_g["monitors"], t_g["none"],
+                                                           h_g["none"], strict=True)]
+    base_block = median(levelled["none"]) / group
     clock = clocks["monitors"]
-    measured = len(ratios)
+    measured = len(block_s["none"])
     per_cb = {name: mean([clock.block_seconds(k, name) for k in range(warm, total_blocks)]) for name in clock.names}
     res = {
         "ratio": median(ratios),
         "spread": spread(ratios),
+        "ci95": median_interval(ratios),
         "blocks": measured,
+        "groups": len(ratios),
+        "blocks_per_group": group,
         "block_steps": block,
         "warmup_blocks": warm,
-        "per_block_ratio": ratios,
+        "per_group_ratio": ratios,
         # the parts: time inside the monitors' hooks (at its cycle average) and the median paired ratio of the rest
-        "ratio_direct": 1 + (mean_hook["monitors"] - mean_hook["none"]) / base_block,
+        "ratio_direct": 1 + (mean_hook["monitors"] - mean_hook["none"]) / (group * base_block),
         "ratio_indirect": median(outside),
         "direct_ms_per_step": {name: 1e3 * t / block for name, t in per_cb.items()},
         "direct_share_of_step": {name: t / base_block for name, t in per_cb.items()},
@@ -274,8 +284,8 @@ def run_monitoring_benchmark(settings: Settings, source: DataSource, stats: dict
         "hook_s_per_block": hooks,
         "hook_clock": "thread CPU time (time.thread_time)" if cpu else "wall time (time.perf_counter)",
         "block_times_s": block_s,
-        # unlevelled figures: the raw per-block paired ratio, and the mean step ratio over all measured blocks
-        "raw_per_block_ratio": raw,
+        # unlevelled figures: the raw per-group paired ratio, and the mean step ratio over all measured blocks
+        "raw_per_group_ratio": raw,
         "raw_spread": spread(raw),
         "ratio_mean": mean_step["monitors"] / mean_step["none"],
         "ratio_whole_run": whole["monitors"] / whole["none"],
@@ -292,10 +302,11 @@ def run_monitoring_benchmark(settings: Settings, source: DataSource, stats: dict
         "cadence_divisors": {"steps": settings.step_cadence_divisor, "epochs": settings.epoch_cadence_divisor},
         "memory_format": fmt,
         "logging": "TensorBoardLogger in both arms, log_every_n_steps from configs/trainer/default.yaml",
-        "method": f"two fits in two threads taking turns every {block} steps (AB BA ...); epoch 0 dropped; per-block "
-                  "paired ratio with each arm's hook time levelled to its cycle average; median over blocks",
+        "method": f"two fits in two threads taking turns every {block} steps (AB BA ...); epoch 0 dropped; paired ratio "
+                  f"per group of {group} blocks with each arm's hook time levelled to its cycle average; median over groups",
     }
-    log(f"  monitoring: {epochs} epochs x {spe} steps per arm, {measured} blocks of {block}: x{res['ratio']:.3f} (min "
+    log(f"  monitoring: {epochs} epochs x {spe} steps per arm, {len(ratios)} groups of {group} x {block} steps: "
+        f"x{res['ratio']:.3f} (95 % interval {res['ci95'][0]:.3f}-{res['ci95'][1]:.3f}; min "
         f"{res['spread']['min']:.3f}, max {res['spread']['max']:.3f}); inside the monitors' hooks x{res['ratio_direct']:.3f}, "
         f"rest x{res['ratio_indirect']:.3f}; " + ", ".join(f"{n} {v:.2f} ms/step" for n, v in res["direct_ms_per_step"].items()))
     return res

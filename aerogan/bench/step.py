@@ -8,11 +8,17 @@ initial weights and seed, both end with the same weights.
 
 Timing: one process, the three arms (plain loop, aerogan with the Trainer at its cheapest, aerogan with
 the default TensorBoard logging) each one uninterrupted run in its own thread, taking turns every
-``step_block`` steps in ABC BCA CAB order (:func:`run_step_benchmark`); the first round warms up and is dropped.
-The headline is the median over rounds of the paired per-round ratio aerogan / plain, with its spread
-(min / median / max). A Lightning block runs from one hand-over at ``on_train_batch_start`` to the next,
-so the logger writes and data fetching that Lightning does after ``on_train_batch_end`` count; the
-``on_train_batch_start`` -> ``on_train_batch_end`` window is reported as well.
+``step_block`` (1) steps in ABC BCA CAB order (:func:`run_step_benchmark`); the first 10 rounds warm up and
+are dropped. The headline is the median over rounds of the paired ratio aerogan / plain (one step each),
+with its spread (min / median / max) and a bootstrap 95 % interval. A Lightning block runs
+from one hand-over at ``on_train_batch_start`` to the next, so the logger writes and data fetching that
+Lightning does after ``on_train_batch_end`` count; the ``on_train_batch_start`` -> ``on_train_batch_end``
+window is reported as well.
+
+Why turns of one step: a busy shared host slows single steps by up to 40 % (neighbours' load, unseen from
+inside the VM: thread CPU time slows as much as wall time), in bursts of a few steps. With turns of 10 steps
+each arm met its own bursts, and two consecutive runs read 1.042 and 0.998; with turns of one step the
+bootstrap spread of the median is about 0.005 on the same busy machine.
 
 The overhead is real and small: on a 2-core CPU (quickstart model, 1 thread, ~150 ms steps) the aerogan step
 costs ~3.5 ms more than the plain loop, timed per call: the ``check_finite`` guard ~0.9 ms (a norm over every
@@ -25,6 +31,7 @@ toggling, diagnostics) ~1 ms.
 from __future__ import annotations
 
 import copy
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,9 +48,11 @@ from aerogan.bench.common import (
     Settings,
     autocast,
     build_model,
+    group_sums,
     make_batches,
     mean,
     median,
+    median_interval,
     optimizer_factories,
     quiet,
     rotation_schedule,
@@ -51,7 +60,7 @@ from aerogan.bench.common import (
     spread,
     synchronizer,
 )
-from aerogan.bench.fit import default_log_every_n_steps, fit_block
+from aerogan.bench.fit import fit_block
 from aerogan.losses import gradient_penalty, make_gan_loss, make_pixel_loss
 
 __all__ = ["PlainLoop", "check_equivalence", "run_step_benchmark"]
@@ -109,12 +118,6 @@ def _convert(module: nn.Module, memory_format: str) -> nn.Module:
     return module.to(memory_format=torch.channels_last) if memory_format == "channels_last" else module
 
 
-def _rounds_per_log(settings: Settings) -> int:
-    """Rounds whose blocks span one logging period (``log_every_n_steps``), or 1 if blocks do not tile it."""
-    every = default_log_every_n_steps()
-    return every // settings.step_block if every % settings.step_block == 0 and every > settings.step_block else 1
-
-
 def run_step_benchmark(settings: Settings, source: DataSource, stats: dict[str, Tensor], log: Callable[[str], None] = print) -> dict[str, Any]:
     """The plain loop, aerogan and aerogan + TensorBoard in three threads taking turns block by block.
 
@@ -122,19 +125,24 @@ def run_step_benchmark(settings: Settings, source: DataSource, stats: dict[str, 
     every ``step_block`` steps for the others; the turns follow ABC BCA CAB ... (:func:`rotation_schedule`). A round
     is one block of each arm; the first ``step_warmup_rounds`` rounds are dropped. A block's time runs from
     taking the turn to handing it over, so everything Lightning does between steps (hooks, logger writes,
-    fetching the next batch) counts. The headline is the **median over rounds of the paired ratio** (aerogan
-    block time / plain block time of the same round), robust to a neighbour's burst hitting a few blocks;
-    min / median / max of the per-round ratios is the spread.
+    fetching the next batch) counts. The headline is the **median over rounds of the paired ratio** (aerogan's
+    step time / the plain loop's step time in the same round), robust to a neighbour's burst hitting a few
+    rounds; min / median / max of the per-round ratios is the spread, ``ci95`` the bootstrap interval of the
+    median, ``plain_step_cv`` how much the plain loop's single steps varied (the machine's noise). TensorBoard's
+    ratio pairs groups of ``step_group`` rounds, so that each holds one logger write; the headline arm's grouped
+    ratio (``ratio_grouped``) and the ratio of mean step times (``ratio_mean``: rare costs such as a garbage
+    collection count there at their full weight) are reported beside it.
     """
+    group = max(1, min(settings.step_group, settings.step_rounds))
     out: dict[str, Any] = {"variants": list(VARIANTS), "block_steps": settings.step_block,
                            "warmup_rounds": settings.step_warmup_rounds, "rounds": settings.step_rounds,
-                           "blocks": settings.step_rounds, "formats": {}}
+                           "rounds_per_group": group, "groups": settings.step_rounds // group, "formats": {}}
     for fmt in settings.memory_formats:
         out["formats"][fmt] = _run_format(settings, source, stats, fmt, log)
     best = min(out["formats"], key=lambda f: out["formats"][f]["median_step_s"]["aerogan"])
     out["headline_format"] = best
     h = out["formats"][best]
-    out.update(ratio=h["ratio"], spread=h["spread"], ratio_tensorboard=h["ratio_tensorboard"],
+    out.update(ratio=h["ratio"], spread=h["spread"], ci95=h["ci95"], ratio_tensorboard=h["ratio_tensorboard"],
                ratio_hook_window=h["ratio_hook_window"], median_step_s=h["median_step_s"])
     if len(out["formats"]) > 1 and "contiguous" in out["formats"] and "channels_last" in out["formats"]:
         c, cl = out["formats"]["contiguous"]["median_step_s"], out["formats"]["channels_last"]["median_step_s"]
@@ -205,27 +213,38 @@ def _run_format(settings: Settings, source: DataSource, stats: dict[str, Tensor]
         steps[v] = per_step
         windows[v] = [e - s for s, e in zip(starts, ends, strict=True)][warm * block: blocks * block]
     per_round = [{v: block_s[v][k] / block for v in VARIANTS} for k in range(rounds)]
+    # the headline: aerogan's time over the plain loop's in the same round (a step each, turns of one step)
     ratios = [r["aerogan"] / r["plain"] for r in per_round]
-    # the logger writes every log_every_n_steps batches: the TensorBoard ratio pairs groups of rounds that span
-    # whole logging periods (each group holds one write), the rest pair round by round
-    group = _rounds_per_log(settings)
-    ratios_tb = [sum(r["aerogan_tensorboard"] for r in per_round[k:k + group]) / sum(r["plain"] for r in per_round[k:k + group])
-                 for k in range(0, rounds - group + 1, group)]
-    for k, r in enumerate(per_round):
-        if k % max(1, rounds // 6) == 0 or k == rounds - 1:
-            log(f"  step [{fmt}] round {k + 1}/{rounds}: " + ", ".join(f"{v} {r[v] * 1e3:.1f} ms" for v in VARIANTS)
-                + f" (x{ratios[k]:.3f})")
+    # TensorBoard writes every log_every_n_steps batches: its ratio pairs groups of `step_group` rounds (one logging
+    # period by default, so each group holds one write); the same grouping of the headline arm is reported beside it
+    group = max(1, min(settings.step_group, rounds))
+    sums = {v: group_sums(block_s[v], group) for v in VARIANTS}
+    grouped = [a / p for a, p in zip(sums["aerogan"], sums["plain"], strict=True)]
+    ratios_tb = [a / p for a, p in zip(sums["aerogan_tensorboard"], sums["plain"], strict=True)]
+    every = max(1, len(grouped) // 6)
+    for k, r in enumerate(grouped):
+        if k % every == 0 or k == len(grouped) - 1:
+            log(f"  step [{fmt}] rounds {k * group + 1}-{(k + 1) * group}: " + ", ".join(
+                f"{v} {sums[v][k] / (group * block) * 1e3:.1f} ms" for v in VARIANTS) + f" (x{r:.3f})")
     med = {v: median(t) for v, t in steps.items()}
     avg = {v: mean(t) for v, t in steps.items()}
     res = {
-        # the headline: median over rounds of the paired per-round ratio, and its spread
+        # the headline: median over rounds of the paired per-round ratio, its spread and bootstrap interval
+        # (resampling runs of `step_group` consecutive rounds: neighbouring rounds share the machine's bursts)
         "ratio": median(ratios),
         "spread": spread(ratios),
+        "ci95": median_interval(ratios, run=group),
+        "per_round_ratio": ratios,
+        # per group of rounds: TensorBoard (each group holds one logger write) and the headline arm for comparison
         "ratio_tensorboard": median(ratios_tb),
         "spread_tensorboard": spread(ratios_tb),
-        "per_round_ratio": ratios,
+        "ci95_tensorboard": median_interval(ratios_tb),
+        "ratio_grouped": median(grouped),
+        "per_group_ratio": grouped,
         "per_group_ratio_tensorboard": ratios_tb,
-        "rounds_per_tensorboard_group": group,
+        "rounds_per_group": group,
+        # how busy the machine was: the spread of the plain loop's single steps (about 0.02 when quiet)
+        "plain_step_cv": statistics.pstdev(steps["plain"]) / mean(steps["plain"]) if steps["plain"] else float("nan"),
         # pooled over every measured step (no pairing): for comparison with the paired figure
         "median_step_s": med,
         "mean_step_s": avg,
@@ -239,8 +258,10 @@ def _run_format(settings: Settings, source: DataSource, stats: dict[str, Tensor]
         "hook_window_times_s": windows,
         "turns": [VARIANTS[i] for i in baton.taken],
     }
-    log(f"  step [{fmt}]: aerogan / plain x{res['ratio']:.3f} (min {res['spread']['min']:.3f}, max "
-        f"{res['spread']['max']:.3f} over {rounds} rounds); + TensorBoard x{res['ratio_tensorboard']:.3f}")
+    log(f"  step [{fmt}]: aerogan / plain x{res['ratio']:.3f} (95 % interval {res['ci95'][0]:.3f}-{res['ci95'][1]:.3f}; "
+        f"min {res['spread']['min']:.3f}, max {res['spread']['max']:.3f} over {rounds} rounds; per {group} rounds "
+        f"x{res['ratio_grouped']:.3f}; mean step x{res['ratio_mean']:.3f}); + TensorBoard x{res['ratio_tensorboard']:.3f} "
+        f"(per {group} rounds); plain steps varied by {100 * res['plain_step_cv']:.0f} %")
     return res
 
 

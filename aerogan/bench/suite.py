@@ -107,6 +107,7 @@ def run_suite(settings: Settings, log: Callable[[str], None] = print, product_so
         results["step"] = step.run_step_benchmark(settings, source, stats, log)
         results["step_overhead_ratio"] = results["step"]["ratio"]
         results["step_overhead_spread"] = results["step"]["spread"]
+        results["step_overhead_ci95"] = results["step"]["ci95"]
         results["step_overhead_ratio_tensorboard"] = results["step"]["ratio_tensorboard"]
         # the later benchmarks run in the faster memory format first (channels_last "where it helps")
         best = results["step"]["headline_format"]
@@ -118,6 +119,7 @@ def run_suite(settings: Settings, log: Callable[[str], None] = print, product_so
         results["monitoring"] = monitoring.run_monitoring_benchmark(settings, source, stats, log)
         results["monitoring_overhead_ratio"] = results["monitoring"]["ratio"]
         results["monitoring_overhead_spread"] = results["monitoring"]["spread"]
+        results["monitoring_overhead_ci95"] = results["monitoring"]["ci95"]
         timings["monitoring"] = time.perf_counter() - t0
     if "predict" in settings.only:
         t0 = time.perf_counter()
@@ -167,23 +169,29 @@ def format_table(r: dict[str, Any]) -> str:
         f"lightning {m['lightning']}, {m['torch_threads']} thread(s) of {m['cpu_count']} cpu(s), precision {s['precision']}, "
         f"profile {s['spec']['name']}{', QUICK' if s['quick'] else ''}",
         "",
-        f"{'headline':<34}{'value':>10}  {'target':<9}{'met':<5}",
-        "-" * 60,
+        f"{'headline':<34}{'value':>10}  {'target':<9}{'met':<5}95 % interval",
+        "-" * 74,
     ]
     for key, (op, target) in TARGETS.items():
         v = r.get(key)
         met = r["target_met"].get(key)
-        lines.append(f"{key:<34}{'-' if v is None else f'{v:.3f}':>10}  {op} {target:<6}{'-' if met is None else ('yes' if met else 'NO'):<5}")
+        ci = r.get(key.replace("_ratio", "_ci95"))
+        lines.append(f"{key:<34}{'-' if v is None else f'{v:.3f}':>10}  {op} {target:<6}{'-' if met is None else ('yes' if met else 'NO'):<5}"
+                     + (f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else ""))
     if r.get("step"):
         st = r["step"]
-        lines += ["", f"1. training step (3 arms taking turns every {st['block_steps']} steps, ABC BCA CAB; median of "
-                      f"{st['blocks']} per-round paired ratios after {st['warmup_rounds']} warm-up, {st['headline_format']})"]
+        lines += ["", f"1. training step (3 arms taking turns every {st['block_steps']} step(s), ABC BCA CAB; median of "
+                      f"{st['rounds']} per-round paired ratios after {st['warmup_rounds']} warm-up rounds, "
+                      f"{st['headline_format']})"]
         for fmt, fr in st["formats"].items():
-            ms, sp = fr["median_step_s"], fr["spread"]
-            lines.append(f"   [{fmt}] plain {_ms(ms['plain'])} | aerogan {_ms(ms['aerogan'])} (x{fr['ratio']:.3f}, min "
-                         f"{sp['min']:.3f} median {sp['median']:.3f} max {sp['max']:.3f} over {sp['blocks']} blocks; hook window "
-                         f"x{fr['ratio_hook_window']:.3f}) | aerogan + TensorBoard {_ms(ms['aerogan_tensorboard'])} "
-                         f"(x{fr['ratio_tensorboard']:.3f}; mean per step x{fr['ratio_tensorboard_mean']:.3f})")
+            ms, sp, ci = fr["median_step_s"], fr["spread"], fr["ci95"]
+            lines.append(f"   [{fmt}] plain {_ms(ms['plain'])} | aerogan {_ms(ms['aerogan'])} (x{fr['ratio']:.3f}, 95 % interval "
+                         f"{ci[0]:.3f}-{ci[1]:.3f}; min {sp['min']:.3f} median {sp['median']:.3f} max {sp['max']:.3f} over "
+                         f"{sp['blocks']} rounds; per {fr['rounds_per_group']} rounds x{fr['ratio_grouped']:.3f}; mean step "
+                         f"x{fr['ratio_mean']:.3f}; hook window x{fr['ratio_hook_window']:.3f}) | aerogan + TensorBoard "
+                         f"{_ms(ms['aerogan_tensorboard'])} (x{fr['ratio_tensorboard']:.3f} per {fr['rounds_per_group']} rounds; "
+                         f"mean step x{fr['ratio_tensorboard_mean']:.3f})")
+            lines.append(f"   machine noise: the plain loop's single steps varied by {100 * fr['plain_step_cv']:.0f} % (cv)")
         if "channels_last_speedup" in st:
             lines.append("   channels_last speed-up: " + ", ".join(f"{k} x{v:.2f}" for k, v in st["channels_last_speedup"].items()))
         eq = r.get("equivalence") or {}
@@ -193,12 +201,13 @@ def format_table(r: dict[str, Any]) -> str:
     if r.get("monitoring"):
         mo = r["monitoring"]
         ms = mo["mean_step_s"]
-        sp = mo["spread"]
+        sp, ci = mo["spread"], mo["ci95"]
         lines += ["", f"2. monitoring ({mo['epochs']} epochs x {mo['steps_per_epoch']} steps per arm taking turns every "
-                      f"{mo['block_steps']} steps, AB BA; median of per-block paired ratios, the monitors' hook time at its "
-                      "cycle average)",
-                  f"   none {_ms(ms['none'])} | 3 monitors {_ms(ms['monitors'])} (x{mo['ratio']:.3f}, min {sp['min']:.3f} "
-                  f"median {sp['median']:.3f} max {sp['max']:.3f} over {sp['blocks']} blocks; mean step x{mo['ratio_mean']:.3f}); "
+                      f"{mo['block_steps']} step(s), AB BA; median of paired ratios of groups of {mo['blocks_per_group']} "
+                      "blocks, the monitors' hook time at its cycle average)",
+                  f"   none {_ms(ms['none'])} | 3 monitors {_ms(ms['monitors'])} (x{mo['ratio']:.3f}, 95 % interval "
+                  f"{ci[0]:.3f}-{ci[1]:.3f}; min {sp['min']:.3f} median {sp['median']:.3f} max {sp['max']:.3f} over "
+                  f"{sp['blocks']} groups; mean step x{mo['ratio_mean']:.3f}); "
                   f"incl. start/end one-offs x{mo['ratio_whole_run']:.3f} "
                   f"(+{mo['one_off_s']['monitors'] - mo['one_off_s']['none']:.2f} s per fit)",
                   f"   inside the monitors' hooks x{mo['ratio_direct']:.3f} ("
