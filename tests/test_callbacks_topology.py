@@ -132,3 +132,31 @@ def test_figures_do_not_leak() -> None:
     ):
         assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
     assert len(plt.get_fignums()) == before
+
+
+def test_tile_grid_gives_each_tile_its_own_colour_scale_and_title() -> None:
+    """The grid draws every tile in one axes; each keeps its own colour scale (as one subplot per tile did)."""
+    from callbacks.topology import _grid, _new_figure
+
+    rng = np.random.default_rng(0)
+    tiles = np.stack([rng.normal(size=(3, 3)) * scale for scale in (1e-3, 1.0, 1e3)] + [rng.normal(size=(3, 3))])
+    tiles[3, 1, 1] = np.nan  # drawn as 0, not as a hole in the scale
+    strip = rng.normal(size=(2, 1, 7))  # 1 x d strips fill their cell
+    fig = _new_figure(4, 4)
+    _grid(fig, 4, tiles, [f"u_{j}" for j in range(4)], "neurons")
+    (ax,) = fig.axes
+    assert len(ax.images) == 4
+    for image, tile in zip(ax.images, tiles, strict=True):
+        clean = np.nan_to_num(tile, nan=0.0)
+        assert image.get_clim() == pytest.approx((clean.min(), clean.max()))
+    assert [t.get_text() for t in ax.texts] == ["u_0", "u_1", "u_2", "u_3"]
+    # cells do not overlap: every tile's extent is disjoint from the others'
+    boxes = [im.get_extent() for im in ax.images]
+    for i, (x0, x1, y1, y0) in enumerate(boxes):
+        assert x1 > x0 and y1 > y0
+        for a0, a1, b1, b0 in boxes[i + 1:]:
+            assert x1 <= a0 or a1 <= x0 or y1 <= b0 or b1 <= y0
+    fig2 = _new_figure(4, 4)
+    _grid(fig2, 2, strip, ["a", "b"], "strips")
+    x0, x1, y1, y0 = fig2.axes[0].images[0].get_extent()
+    assert x1 - x0 == pytest.approx(y1 - y0)  # a strip is stretched over its whole (square) cell
