@@ -126,13 +126,14 @@ class Settings:
     only: tuple[str, ...] = ("step", "monitoring", "predict", "scaling")
     # 1. training-step overhead: plain loop, aerogan, aerogan + TensorBoard, each in its own thread, taking turns
     #    every `step_block` steps (ABC BCA CAB ...); `step_warmup_rounds` rounds first, dropped; the headline is
-    #    the median over groups of `step_group` consecutive rounds of the paired ratio (aerogan time / plain time of
-    #    the same group; 10 rounds of 1 step = log_every_n_steps: each group holds one TensorBoard write).
+    #    the median over the `step_rounds` measured rounds of the paired ratio (aerogan block / plain block of the
+    #    same round). TensorBoard's ratio pairs groups of `step_group` rounds (0: the rounds of one logging period,
+    #    log_every_n_steps of the base trainer config, so each group holds one logger write).
     #    Turns of one step: a busy 2-core host slows steps by up to 40 % in bursts of a few steps, so arms
     #    alternating every step see the same bursts (2 runs of 48 blocks of 10 steps read 1.042 and 0.998)
     step_rounds: int = 480
     step_block: int = 1
-    step_group: int = 10
+    step_group: int = 0
     step_warmup_rounds: int = 10
     # 2. monitoring overhead: two fits (with / without the monitors) taking turns every `monitor_block` steps
     #    (AB BA ...), each of 1 + `monitor_epochs` epochs of `steps_per_epoch` batches; the blocks of epoch 0 are

@@ -258,7 +258,8 @@ def run_monitoring_benchmark(settings: Settings, source: DataSource, stats: dict
     raw = [m / n for m, n in zip(t_g["monitors"], t_g["none"], strict=True)]
     outside = [(m - hm) / (n - hn) for m, hm, n, hn in zip(t_g["monitors"], h_g["monitors"], t_g["none"],
                                                            h_g["none"], strict=True)]
-    base_block = median(levelled["none"]) / group
+    base_group = median(levelled["none"])
+    base_block = base_group / group
     clock = clocks["monitors"]
     measured = len(block_s["none"])
     per_cb = {name: mean([clock.block_seconds(k, name) for k in range(warm, total_blocks)]) for name in clock.names}
@@ -273,7 +274,7 @@ def run_monitoring_benchmark(settings: Settings, source: DataSource, stats: dict
         "warmup_blocks": warm,
         "per_group_ratio": ratios,
         # the parts: time inside the monitors' hooks (at its cycle average) and the median paired ratio of the rest
-        "ratio_direct": 1 + (mean_hook["monitors"] - mean_hook["none"]) / (group * base_block),
+        "ratio_direct": 1 + (mean_hook["monitors"] - mean_hook["none"]) / base_group,
         "ratio_indirect": median(outside),
         "direct_ms_per_step": {name: 1e3 * t / block for name, t in per_cb.items()},
         "direct_share_of_step": {name: t / base_block for name, t in per_cb.items()},

@@ -55,7 +55,6 @@ from aerogan.bench.common import (
 __all__ = ["run_predict_benchmark", "scene_stats", "tile_batches", "write_scene"]
 
 
-
 def write_scene(path: Path, array: np.ndarray) -> Path:
     """A (C, H, W) float32 array as a georeferenced, 256-px-tiled GeoTIFF."""
     import rasterio

@@ -60,7 +60,7 @@ from aerogan.bench.common import (
     spread,
     synchronizer,
 )
-from aerogan.bench.fit import fit_block
+from aerogan.bench.fit import default_log_every_n_steps, fit_block
 from aerogan.losses import gradient_penalty, make_gan_loss, make_pixel_loss
 
 __all__ = ["PlainLoop", "check_equivalence", "run_step_benchmark"]
@@ -129,21 +129,21 @@ def run_step_benchmark(settings: Settings, source: DataSource, stats: dict[str, 
     step time / the plain loop's step time in the same round), robust to a neighbour's burst hitting a few
     rounds; min / median / max of the per-round ratios is the spread, ``ci95`` the bootstrap interval of the
     median, ``plain_step_cv`` how much the plain loop's single steps varied (the machine's noise). TensorBoard's
-    ratio pairs groups of ``step_group`` rounds, so that each holds one logger write; the headline arm's grouped
+    ratio pairs groups of rounds spanning one logging period (``step_group``, 0: ``log_every_n_steps`` of the base
+    trainer config over ``step_block``), so that each holds one logger write; the headline arm's grouped
     ratio (``ratio_grouped``) and the ratio of mean step times (``ratio_mean``: rare costs such as a garbage
     collection count there at their full weight) are reported beside it.
     """
-    group = max(1, min(settings.step_group, settings.step_rounds))
     out: dict[str, Any] = {"variants": list(VARIANTS), "block_steps": settings.step_block,
-                           "warmup_rounds": settings.step_warmup_rounds, "rounds": settings.step_rounds,
-                           "rounds_per_group": group, "groups": settings.step_rounds // group, "formats": {}}
+                           "warmup_rounds": settings.step_warmup_rounds, "rounds": settings.step_rounds, "formats": {}}
     for fmt in settings.memory_formats:
         out["formats"][fmt] = _run_format(settings, source, stats, fmt, log)
     best = min(out["formats"], key=lambda f: out["formats"][f]["median_step_s"]["aerogan"])
     out["headline_format"] = best
     h = out["formats"][best]
     out.update(ratio=h["ratio"], spread=h["spread"], ci95=h["ci95"], ratio_tensorboard=h["ratio_tensorboard"],
-               ratio_hook_window=h["ratio_hook_window"], median_step_s=h["median_step_s"])
+               ratio_hook_window=h["ratio_hook_window"], median_step_s=h["median_step_s"],
+               rounds_per_group=h["rounds_per_group"], groups=len(h["per_group_ratio"]))
     if len(out["formats"]) > 1 and "contiguous" in out["formats"] and "channels_last" in out["formats"]:
         c, cl = out["formats"]["contiguous"]["median_step_s"], out["formats"]["channels_last"]["median_step_s"]
         out["channels_last_speedup"] = {v: c[v] / cl[v] for v in VARIANTS}
@@ -215,9 +215,9 @@ def _run_format(settings: Settings, source: DataSource, stats: dict[str, Tensor]
     per_round = [{v: block_s[v][k] / block for v in VARIANTS} for k in range(rounds)]
     # the headline: aerogan's time over the plain loop's in the same round (a step each, turns of one step)
     ratios = [r["aerogan"] / r["plain"] for r in per_round]
-    # TensorBoard writes every log_every_n_steps batches: its ratio pairs groups of `step_group` rounds (one logging
-    # period by default, so each group holds one write); the same grouping of the headline arm is reported beside it
-    group = max(1, min(settings.step_group, rounds))
+    # TensorBoard writes every log_every_n_steps batches: its ratio pairs groups of rounds spanning one logging period
+    # (so each group holds one write); the same grouping of the headline arm is reported beside it
+    group = max(1, min(settings.step_group or default_log_every_n_steps() // block, rounds))
     sums = {v: group_sums(block_s[v], group) for v in VARIANTS}
     grouped = [a / p for a, p in zip(sums["aerogan"], sums["plain"], strict=True)]
     ratios_tb = [a / p for a, p in zip(sums["aerogan_tensorboard"], sums["plain"], strict=True)]
@@ -230,7 +230,7 @@ def _run_format(settings: Settings, source: DataSource, stats: dict[str, Tensor]
     avg = {v: mean(t) for v, t in steps.items()}
     res = {
         # the headline: median over rounds of the paired per-round ratio, its spread and bootstrap interval
-        # (resampling runs of `step_group` consecutive rounds: neighbouring rounds share the machine's bursts)
+        # (resampling runs of a group's consecutive rounds: neighbouring rounds share the machine's bursts)
         "ratio": median(ratios),
         "spread": spread(ratios),
         "ci95": median_interval(ratios, run=group),
@@ -243,7 +243,8 @@ def _run_format(settings: Settings, source: DataSource, stats: dict[str, Tensor]
         "per_group_ratio": grouped,
         "per_group_ratio_tensorboard": ratios_tb,
         "rounds_per_group": group,
-        # how busy the machine was: the spread of the plain loop's single steps (about 0.02 when quiet)
+        # how busy the machine was: the spread of the plain loop's single steps (0.09-0.12 on a quiet 2-core CPU
+        # here, 0.15-0.18 on a busy one)
         "plain_step_cv": statistics.pstdev(steps["plain"]) / mean(steps["plain"]) if steps["plain"] else float("nan"),
         # pooled over every measured step (no pairing): for comparison with the paired figure
         "median_step_s": med,
